@@ -1,0 +1,29 @@
+"""skasc: scikit-learn compatible low-complexity acoustic scene classification.
+
+The DCASE 2023 Task 1 system of Liang et al. (depthwise-separable CNN,
+SpecAugment, mixup, knowledge distillation from a fused teacher ensemble)
+as scikit-learn transformers and skorch-based classifiers.
+"""
+
+from ._featureset import AudioSet, CropAugmentation, FeatureSet, MaskAugmentation
+from .classifiers import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
+from .complexity import complexity_report
+from .preprocessing import LogMel, RandomCrop, Reassembler, SpecAugment
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioSet",
+    "CropAugmentation",
+    "DistilledStudent",
+    "DwsCNNClassifier",
+    "EnsembleTeacher",
+    "FeatureSet",
+    "LogMel",
+    "MaskAugmentation",
+    "RandomCrop",
+    "Reassembler",
+    "SpecAugment",
+    "complexity_report",
+    "__version__",
+]

@@ -1,0 +1,365 @@
+"""Row containers passed between the pipeline steps.
+
+scikit-learn's Pipeline keeps one row per sample from the first step to the
+classifier and passes ``y`` through untouched.  The paper needs more than a
+row of numbers per 1-s clip at training time: the clip's 10-s parent
+recording (for random crops) and the list of augmentations to re-draw every
+epoch.  The two containers below carry that context *beside* the rows:
+
+* :class:`AudioSet` -- output of :class:`~skasc.Reassembler`: one row per
+  clip, each pointing at its recording (a tuple of pieces, file paths or
+  arrays, in playing order) and at its own piece inside it.
+* :class:`FeatureSet` -- output of :class:`~skasc.LogMel` and of the
+  augmentation steps: the log-mel features of every recording stored once,
+  time-major, and for each row the frame range of its recording and of its
+  own window, plus the augmentations attached by the steps after LogMel.
+
+Both behave as read-only arrays for scikit-learn (``len``, ``shape``,
+``dtype``, integer/boolean/slice indexing, ``__array__``); the array view is
+always the deterministic one: each row's own clip.  Random views are only
+produced on request by :meth:`FeatureSet.draw`, which the classifiers call
+once per batch with a generator seeded from ``random_state`` and the epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["AudioSet", "FeatureSet", "CropAugmentation", "MaskAugmentation"]
+
+
+def _row_index(key, n):
+    """Turn any scikit-learn style row key into an int64 index array."""
+    if isinstance(key, (int, np.integer)):
+        raise TypeError(
+            "Row containers are indexed with slices, integer arrays or boolean "
+            "masks; a single integer would drop the row axis."
+        )
+    if isinstance(key, tuple):
+        # scikit-learn's _safe_indexing asks for array[rows, ...]
+        if len(key) == 2 and (key[1] is Ellipsis or key[1] == slice(None)):
+            key = key[0]
+        else:
+            raise IndexError("row containers only index rows: use X[rows] or X[rows, ...]")
+    if isinstance(key, slice):
+        return np.arange(n, dtype=np.int64)[key]
+    key = np.asarray(key)
+    if key.dtype == bool:
+        if key.shape != (n,):
+            raise IndexError(f"boolean mask of shape {key.shape} for {n} rows")
+        return np.flatnonzero(key).astype(np.int64)
+    if key.ndim != 1 or not np.issubdtype(key.dtype, np.integer):
+        raise IndexError("rows must be indexed by a 1-D integer array, a slice or a mask")
+    if key.size and (key.max() >= n or key.min() < -n):
+        raise IndexError(f"row index out of range for {n} rows")
+    return np.where(key < 0, key + n, key).astype(np.int64)
+
+
+class AudioSet:
+    """Clips with their parent recordings, as produced by :class:`~skasc.Reassembler`.
+
+    Parameters
+    ----------
+    recordings : list of tuple
+        Each recording is a tuple of pieces in playing order; a piece is a
+        file path (str) or a 1-D float32 waveform.
+    row_recording : array of int, shape (n_rows,)
+        Index of each row's recording.
+    row_piece : array of int, shape (n_rows,)
+        Position of each row's own clip among its recording's pieces.
+    sr : int
+        Sample rate of every piece.
+    """
+
+    def __init__(self, recordings, row_recording, row_piece, sr):
+        self.recordings = list(recordings)
+        self.row_recording = np.asarray(row_recording, dtype=np.int64)
+        self.row_piece = np.asarray(row_piece, dtype=np.int64)
+        self.sr = int(sr)
+
+    def __len__(self):
+        return len(self.row_recording)
+
+    @property
+    def dtype(self):
+        return np.dtype(np.float32)
+
+    @property
+    def shape(self):
+        if len(self) == 0:
+            return (0, 0)
+        return (len(self), len(self.row_clip(0)))
+
+    @property
+    def ndim(self):
+        return 2
+
+    def row_clip(self, i):
+        """The row's own clip as a 1-D float32 waveform."""
+        from ._audio import read_clip
+
+        piece = self.recordings[self.row_recording[i]][self.row_piece[i]]
+        if isinstance(piece, str):
+            return read_clip(piece, sr=self.sr)
+        return piece
+
+    def __getitem__(self, key):
+        rows = _row_index(key, len(self))
+        return AudioSet(self.recordings, self.row_recording[rows], self.row_piece[rows], self.sr)
+
+    def __array__(self, dtype=None, copy=None):
+        clips = [self.row_clip(i) for i in range(len(self))]
+        lengths = {len(c) for c in clips}
+        if len(lengths) > 1:
+            raise ValueError(
+                f"clips have different lengths {sorted(lengths)}; they cannot be "
+                "viewed as one 2-D array"
+            )
+        out = np.stack(clips) if clips else np.zeros((0, 0), np.float32)
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self):
+        return f"AudioSet(n_rows={len(self)}, n_recordings={len(self.recordings)}, sr={self.sr})"
+
+
+@dataclasses.dataclass(frozen=True)
+class CropAugmentation:
+    """Random window of the row's recording instead of its own window.
+
+    ``step`` is the grid of allowed start frames (1: any frame), ``p`` the
+    probability that a row is cropped at random rather than at its own
+    window.
+    """
+
+    step: int = 1
+    p: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskAugmentation:
+    """SpecAugment masks: ``n_freq`` frequency and ``n_time`` time masks,
+    each of a width drawn uniformly from ``0 .. max_width`` (inclusive),
+    set to ``value``."""
+
+    freq_width: int = 10
+    time_width: int = 10
+    n_freq: int = 1
+    n_time: int = 1
+    value: float = 0.0
+
+
+class FeatureSet:
+    """Per-recording features with one row per clip.
+
+    Parameters
+    ----------
+    store : ndarray of shape (n_frames_total, n_bands)
+        Features of all recordings, time-major, concatenated.
+    rec_start, rec_stop : array of int, shape (n_rows,)
+        Frame range in ``store`` of each row's recording.
+    row_start : array of int, shape (n_rows,)
+        First frame of each row's own window.
+    width : int
+        Frames per row (51 for a 1-s clip at the paper's 20-ms hop).
+    augmentations : tuple
+        :class:`CropAugmentation` / :class:`MaskAugmentation` objects to draw
+        at training time, in order.
+
+    Notes
+    -----
+    ``np.asarray(fs)`` gives the deterministic view, shape
+    ``(n_rows, n_bands * width)`` (band-major, i.e. a reshape of
+    ``(n_rows, n_bands, width)``); :attr:`feature_shape` tells the
+    classifier how to unflatten it.
+    """
+
+    def __init__(self, store, rec_start, rec_stop, row_start, width, augmentations=()):
+        store = np.asarray(store)
+        if store.ndim != 2:
+            raise ValueError(f"store must be 2-D (frames, bands), got shape {store.shape}")
+        self.store = np.ascontiguousarray(store, dtype=np.float32)
+        self.rec_start = np.asarray(rec_start, dtype=np.int64)
+        self.rec_stop = np.asarray(rec_stop, dtype=np.int64)
+        self.row_start = np.asarray(row_start, dtype=np.int64)
+        self.width = int(width)
+        self.augmentations = tuple(augmentations)
+        n = len(self.row_start)
+        if not (len(self.rec_start) == len(self.rec_stop) == n):
+            raise ValueError("rec_start, rec_stop and row_start must have one entry per row")
+        if n and (
+            np.any(self.rec_stop - self.rec_start < self.width)
+            or np.any(self.row_start < self.rec_start)
+            or np.any(self.row_start + self.width > self.rec_stop)
+            or np.any(self.rec_stop > len(self.store))
+        ):
+            raise ValueError("every row's window must lie inside its recording and the store")
+
+    # -- construction -----------------------------------------------------
+    @classmethod
+    def from_array(cls, X):
+        """Wrap plain features, each row its own recording.
+
+        ``X`` of shape (n, bands, frames) is taken as it is; (n, d) as one
+        band of ``d`` frames.
+        """
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim == 2:
+            X = X[:, None, :]
+        if X.ndim != 3:
+            raise ValueError(f"features must be 2-D or 3-D, got shape {X.shape}")
+        n, bands, frames = X.shape
+        store = np.ascontiguousarray(X.transpose(0, 2, 1)).reshape(n * frames, bands)
+        start = np.arange(n, dtype=np.int64) * frames
+        return cls(store, start, start + frames, start, frames)
+
+    def with_augmentation(self, augmentation):
+        """Copy (sharing the store) with one more augmentation attached."""
+        return FeatureSet(
+            self.store, self.rec_start, self.rec_stop, self.row_start, self.width,
+            self.augmentations + (augmentation,),
+        )
+
+    def without_augmentations(self):
+        return FeatureSet(self.store, self.rec_start, self.rec_stop, self.row_start, self.width)
+
+    # -- array protocol ---------------------------------------------------
+    def __len__(self):
+        return len(self.row_start)
+
+    @property
+    def n_bands(self):
+        return self.store.shape[1]
+
+    @property
+    def feature_shape(self):
+        """(channels, bands, frames) of one row as the network sees it."""
+        return (1, self.n_bands, self.width)
+
+    @property
+    def shape(self):
+        return (len(self), self.n_bands * self.width)
+
+    @property
+    def ndim(self):
+        return 2
+
+    @property
+    def dtype(self):
+        return self.store.dtype
+
+    def __getitem__(self, key):
+        rows = _row_index(key, len(self))
+        return FeatureSet(
+            self.store, self.rec_start[rows], self.rec_stop[rows], self.row_start[rows],
+            self.width, self.augmentations,
+        )
+
+    def windows(self, rows=None, starts=None):
+        """Features of ``rows`` at frame ``starts``, shape (n, bands, width)."""
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows)
+        starts = self.row_start[rows] if starts is None else np.asarray(starts)
+        frames = starts[:, None] + np.arange(self.width)
+        return self.store[frames].transpose(0, 2, 1)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.windows().reshape(len(self), -1)
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self):
+        augs = ", ".join(type(a).__name__ for a in self.augmentations) or "none"
+        return (
+            f"FeatureSet(n_rows={len(self)}, feature_shape={self.feature_shape}, "
+            f"store_frames={len(self.store)}, augmentations={augs})"
+        )
+
+    # -- training-time draws ----------------------------------------------
+    @property
+    def is_augmented(self):
+        return bool(self.augmentations)
+
+    def draw_starts(self, rows, rng):
+        """Window start per row after the crop augmentations."""
+        rows = np.asarray(rows)
+        starts = self.row_start[rows].copy()
+        for aug in self.augmentations:
+            if not isinstance(aug, CropAugmentation):
+                continue
+            lo = self.rec_start[rows]
+            n_pos = (self.rec_stop[rows] - self.width - lo) // aug.step + 1
+            random_starts = lo + aug.step * np.floor(rng.random(len(rows)) * n_pos).astype(np.int64)
+            take = rng.random(len(rows)) < aug.p
+            starts = np.where(take, random_starts, starts)
+        return starts
+
+    def draw(self, rows, rng):
+        """One random training view of ``rows``: shape (n, bands, width).
+
+        Crops and masks are drawn from ``rng`` (a ``numpy.random.Generator``);
+        a FeatureSet without augmentations returns the deterministic windows.
+        """
+        rows = np.asarray(rows)
+        x = self.windows(rows, self.draw_starts(rows, rng))
+        masks = [a for a in self.augmentations if isinstance(a, MaskAugmentation)]
+        if masks:
+            x = x.copy()
+            for aug in masks:
+                apply_masks(x, aug, rng)
+        return x
+
+
+def _mask_ranges(n, size, max_width, rng):
+    width = rng.integers(0, max_width + 1, size=n) if max_width > 0 else np.zeros(n, np.int64)
+    width = np.minimum(width, size)
+    start = np.floor(rng.random(n) * (size - width + 1)).astype(np.int64)
+    return start, width
+
+
+def apply_masks(x, aug, rng):
+    """Zero (set to ``aug.value``) random bands and frames of ``x`` in place.
+
+    ``x`` has shape (n, bands, frames).  Returns the drawn (start, width)
+    pairs, ``freq`` and ``time``, each of shape (n, n_masks), for tests.
+    """
+    n, bands, frames = x.shape
+    drawn = {"freq": [], "time": []}
+    for _ in range(aug.n_freq):
+        start, width = _mask_ranges(n, bands, aug.freq_width, rng)
+        idx = np.arange(bands)
+        m = (idx >= start[:, None]) & (idx < (start + width)[:, None])
+        x[np.broadcast_to(m[:, :, None], x.shape)] = aug.value
+        drawn["freq"].append((start, width))
+    for _ in range(aug.n_time):
+        start, width = _mask_ranges(n, frames, aug.time_width, rng)
+        idx = np.arange(frames)
+        m = (idx >= start[:, None]) & (idx < (start + width)[:, None])
+        x[np.broadcast_to(m[:, None, :], x.shape)] = aug.value
+        drawn["time"].append((start, width))
+    return drawn
+
+
+def as_tensor_windows(x):
+    """float32 tensor of shape (n, 1, bands, frames) from (n, bands, frames)."""
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)
+
+
+def concat_feature_sets(parts: Sequence[FeatureSet]) -> FeatureSet:
+    """Stack FeatureSets row-wise (stores concatenated, offsets shifted)."""
+    parts = list(parts)
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    offsets = np.cumsum([0] + [len(p.store) for p in parts[:-1]])
+    widths = {p.width for p in parts}
+    if len(widths) != 1:
+        raise ValueError(f"feature sets have different widths {sorted(widths)}")
+    return FeatureSet(
+        np.concatenate([p.store for p in parts]),
+        np.concatenate([p.rec_start + o for p, o in zip(parts, offsets)]),
+        np.concatenate([p.rec_stop + o for p, o in zip(parts, offsets)]),
+        np.concatenate([p.row_start + o for p, o in zip(parts, offsets)]),
+        widths.pop(),
+        parts[0].augmentations,
+    )

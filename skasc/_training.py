@@ -1,0 +1,144 @@
+"""Training machinery shared by the classifiers: one place for every random draw.
+
+The skorch net trains on row *indices*; :class:`BatchDrawer` is its
+``collate_fn`` and turns a list of indices into a batch: the crop and
+SpecAugment masks attached to the :class:`~skasc.FeatureSet` by the
+pipeline steps, then mixup, all drawn from one generator seeded by
+``(seed, epoch, batch)``.  Training is therefore reproducible, every epoch
+sees new crops/masks/mixup pairs, validation/predict never see any (they
+do not go through this collate), and a run resumed at epoch ``e`` draws
+exactly what an uninterrupted run draws there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+
+from ._featureset import as_tensor_windows
+
+
+class BatchDrawer:
+    """``collate_fn`` that draws the augmented training view of a batch.
+
+    Parameters
+    ----------
+    features : FeatureSet
+    n_classes : int
+    mixup_alpha : float
+        Mixup's Beta(alpha, alpha); 0 or None disables mixup.
+    seed : int
+    """
+
+    def __init__(self, features, n_classes, mixup_alpha, seed):
+        self.features = features
+        self.n_classes = n_classes
+        self.mixup_alpha = mixup_alpha
+        self.seed = int(seed)
+        self.epoch = 0
+        self._batch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+        self._batch = 0
+
+    def rng(self):
+        rng = np.random.default_rng([self.seed, self.epoch, self._batch])
+        self._batch += 1
+        return rng
+
+    def __call__(self, items):
+        rows = np.fromiter((int(i) for i, _ in items), dtype=np.int64, count=len(items))
+        labels = torch.as_tensor(np.fromiter((int(t) for _, t in items), np.int64, len(items)))
+        rng = self.rng()
+        x = as_tensor_windows(self.features.draw(rows, rng))
+        target = F.one_hot(labels, self.n_classes).to(torch.float32)
+        if self.mixup_alpha:
+            lam = float(rng.beta(self.mixup_alpha, self.mixup_alpha))
+            perm = torch.as_tensor(rng.permutation(len(rows)))
+            x = lam * x + (1.0 - lam) * x[perm]
+            target = lam * target + (1.0 - lam) * target[perm]
+        return x, target
+
+
+class EpochSeed(Callback):
+    """Tell the BatchDrawer and the shuffling generator which epoch runs."""
+
+    def __init__(self, drawer, generator):
+        self.drawer = drawer
+        self.generator = generator
+
+    def on_epoch_begin(self, net, **kwargs):
+        epoch = len(net.history)  # 1-based: the net appended this epoch already
+        self.drawer.set_epoch(epoch)
+        self.generator.manual_seed(int(np.random.default_rng([self.drawer.seed, epoch, 2**20]).integers(2**62)))
+
+
+def soft_cross_entropy(logits, target):
+    """Cross-entropy against probability targets (mixed one-hot labels)."""
+    return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def distillation_loss(student_logits, target, teacher_logits, temperature, soft_weight):
+    """(1-w) CE(student, labels) + w T^2 KL(teacher_T || student_T) (Hinton et al.)."""
+    hard = soft_cross_entropy(student_logits, target)
+    t = temperature
+    soft = F.kl_div(
+        F.log_softmax(student_logits / t, dim=1),
+        F.log_softmax(teacher_logits / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    ) * (t * t)
+    return (1.0 - soft_weight) * hard + soft_weight * soft
+
+
+class FusedTeacher(torch.nn.Module):
+    """Frozen teacher networks whose logits are fused by averaging.
+
+    ``fusion="logits"`` averages logits; ``"proba"`` averages probabilities
+    and returns their log (logits of the averaged distribution).
+    """
+
+    def __init__(self, modules, fusion="logits"):
+        super().__init__()
+        self.members = torch.nn.ModuleList(modules)
+        self.fusion = fusion
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode=True):  # a teacher never leaves eval mode
+        return super().train(False)
+
+    def forward(self, x):
+        outs = torch.stack([m(x) for m in self.members])
+        if self.fusion == "logits":
+            return outs.mean(0)
+        return torch.logsumexp(F.log_softmax(outs, dim=2), dim=0) - np.log(len(self.members))
+
+
+class SceneNet(NeuralNet):
+    """skorch net trained on soft (mixup) targets, optionally distilled.
+
+    ``teacher`` is a :class:`FusedTeacher` (or None); its logits are
+    computed inside :meth:`get_loss` on the very batch the student sees,
+    i.e. after crop, masks and mixup.
+    """
+
+    def __init__(self, *args, teacher=None, temperature=2.0, soft_weight=0.5, **kwargs):
+        # set before NeuralNet.__init__: skorch only lets torch modules be
+        # attached outside initialize_* while the net is being constructed
+        self.teacher = teacher
+        self.temperature = temperature
+        self.soft_weight = soft_weight
+        super().__init__(*args, **kwargs)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        y_true = y_true.to(y_pred.device)
+        if self.teacher is None or not training:
+            return soft_cross_entropy(y_pred, y_true)
+        with torch.no_grad():
+            teacher_logits = self.teacher(X.to(y_pred.device))
+        return distillation_loss(y_pred, y_true, teacher_logits, self.temperature, self.soft_weight)

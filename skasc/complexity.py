@@ -1,0 +1,885 @@
+"""Model complexity (parameters, MACs, parameter memory) as DCASE 2023 Task 1 counts it.
+
+The DCASE 2023 Task 1 challenge limits a submission to 30 million
+multiply-accumulate operations (MACs) per inference of one 1-s example and to
+128 KB of parameter memory.  Its official PyTorch tool (NeSsi,
+``get_torch_size``) reads both numbers from
+``torchinfo.summary(model, input_size=(1, C, F, T))``: ``total_params`` and
+``total_mult_adds``.
+
+This module reproduces torchinfo's counting rules with forward hooks, so
+torchinfo is not needed at run time (the test-suite checks the totals against
+torchinfo on several networks and input sizes):
+
+* parameters: every parameter of the model, counted once (pruning masks
+  ``*_orig`` / ``*_mask`` are honoured as torchinfo does);
+* MACs, summed over the *leaf* modules executed by one forward pass of a
+  batch of one example, for each parameter tensor of the layer named
+  ``weight`` or ``bias``:
+
+  - convolutions (class name containing ``"Conv"``):
+    ``n_params * N * prod(output spatial size)``;
+  - any other layer (Linear, BatchNorm, ...): ``N * n_params``;
+  - other parameters whose name contains ``weight``/``bias`` (RNN cells):
+    ``N * output_size[1] * n_params``;
+
+  with ``N = 1``; parameter-free layers (ReLU, MaxPool, Flatten) count 0.
+  BatchNorm therefore counts ``2 * C`` MACs, as in the challenge's numbers.
+
+For the seed paper's network at ``hidden=18`` on 1x256x51 this gives 31,260
+parameters and 29,591,778 MACs (the paper's "29.6 MMAC").
+
+The parameter-memory limit
+--------------------------
+The challenge states "128 KB" and the paper reads it as "maximum is 32K [params]
+when using float32".  The challenge's own code (NeSsi's ``MAX_PARAMS = 128e3``
+and the organisers' baselines' ``MAX_PARAMS_MEMORY = 128_000``, used as
+``allowed_bits = MAX_PARAMS_MEMORY / params * 8``) uses the decimal reading,
+so :data:`PARAM_MEMORY_LIMIT_BYTES` is **128,000 bytes** (32,000 float32,
+64,000 float16 or 128,000 int8 parameters).  Pass
+``param_limit_bytes=131_072`` to :func:`complexity_report` for the binary
+(128 KiB) reading; no width of the seed network falls between the two
+(hidden=18 needs 125,040 float32 bytes, hidden=19 needs 134,096).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from numbers import Integral
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "MAC_LIMIT",
+    "PARAM_MEMORY_LIMIT_BYTES",
+    "BYTES_PER_PARAM",
+    "LayerComplexity",
+    "ComplexityReport",
+    "complexity_report",
+    "count_params_macs",
+]
+
+#: DCASE 2023 Task 1 limit on multiply-accumulate operations per inference.
+MAC_LIMIT = 30_000_000
+#: DCASE 2023 Task 1 limit on parameter memory, in bytes ("128 KB", decimal,
+#: as in the challenge's official complexity code).
+PARAM_MEMORY_LIMIT_BYTES = 128_000
+#: Bytes per parameter for the numeric formats reported.
+BYTES_PER_PARAM = {"float32": 4, "float16": 2, "int8": 1}
+
+_DTYPE_ALIASES = {
+    "float32": "float32",
+    "float": "float32",
+    "fp32": "float32",
+    "single": "float32",
+    "float16": "float16",
+    "half": "float16",
+    "fp16": "float16",
+    "int8": "int8",
+    "qint8": "int8",
+}
+
+
+def _dtype_key(dtype):
+    """Normalise a dtype spec ('float32', torch.float16, np.int8, ...) to a key."""
+    if isinstance(dtype, str):
+        name = dtype
+    elif isinstance(dtype, torch.dtype):
+        name = str(dtype)
+    else:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = str(dtype)
+    name = name.lower().removeprefix("torch.")
+    if name not in _DTYPE_ALIASES:
+        raise ValueError(
+            f"dtype must be one of {sorted(BYTES_PER_PARAM)} (or an alias such as "
+            f"'fp16', torch.float16, numpy.int8), got {dtype!r}."
+        )
+    return _DTYPE_ALIASES[name]
+
+
+def _check_input_shape(input_shape):
+    if isinstance(input_shape, (str, bytes)):
+        shape = None
+    else:
+        try:
+            shape = tuple(input_shape)
+        except TypeError:
+            shape = None
+    if shape is None or len(shape) != 3 or not all(
+        isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in shape
+    ):
+        raise ValueError(
+            "input_shape must be a sequence (C, F, T) of 3 positive integers "
+            f"(channels, frequency bands, time frames) without the batch "
+            f"dimension, got {input_shape!r}."
+        )
+    return tuple(int(s) for s in shape)
+
+
+# --------------------------------------------------------------------------
+# counting
+# --------------------------------------------------------------------------
+
+
+def _rgetattr(obj, dotted):
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _param_count(module, name, param):
+    """Number of parameters of ``param``, honouring pruning masks as torchinfo does."""
+    if name.endswith("_orig"):
+        base = name[: -len("_orig")]
+        mask = _rgetattr(module, f"{base}_mask")
+        if mask is not None:
+            return int(torch.sum(mask)), base.rsplit(".", 1)[-1]
+    return param.nelement(), name.rsplit(".", 1)[-1]
+
+
+def _n_params(module):
+    return sum(_param_count(module, n, p)[0] for n, p in module.named_parameters())
+
+
+def _leaf_macs(module, out_shape):
+    """MACs of one call of a leaf module, with torchinfo's rules."""
+    if not out_shape:
+        return 0
+    is_conv = "Conv" in type(module).__name__
+    macs = 0
+    for name, param in module.named_parameters():
+        n, short = _param_count(module, name, param)
+        if short in ("weight", "bias"):
+            if is_conv:
+                macs += int(n * math.prod(out_shape[:1] + out_shape[2:]))
+            else:
+                macs += out_shape[0] * n
+        elif "weight" in short or "bias" in short:
+            macs += math.prod(out_shape[:2]) * n
+    return int(macs)
+
+
+def _output_shape(out):
+    """Shape of a layer's output: a tensor's shape, else that of its first tensor."""
+    if isinstance(out, torch.Tensor):
+        return tuple(out.shape)
+    if isinstance(out, (list, tuple)):
+        for item in out:
+            shape = _output_shape(item)
+            if shape:
+                return shape
+    if isinstance(out, dict):
+        return _output_shape(list(out.values()))
+    return ()
+
+
+def _example_input(module, input_shape):
+    ref = next(module.parameters(), None)
+    if ref is None:
+        ref = next(module.buffers(), None)
+    dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+    device = ref.device if ref is not None else torch.device("cpu")
+    return torch.zeros((1, *input_shape), dtype=dtype, device=device)
+
+
+@dataclass(frozen=True)
+class LayerComplexity:
+    """One row of a :class:`ComplexityReport`.
+
+    Attributes
+    ----------
+    name : str
+        Qualified submodule name (e.g. ``"dw1"`` or ``"dw1.pw_conv1"``).
+    type : str
+        Class name of the layer (e.g. ``"Conv2d"``, ``"DwBlock"``).
+    output_shape : tuple of int
+        Output shape of the layer for one example, without the batch
+        dimension (``(18, 256, 51)``, ``(180,)``).
+    params : int
+        Parameters of the layer, including its children (0 when the layer is
+        executed again after its first call: its parameters count once).
+    macs : int
+        Multiply-accumulates of the layer (sum over its leaf layers).
+    depth : int
+        Nesting depth: 1 for children of the model, 2 for their children...
+        (0 only for a model that is itself a single leaf layer).
+    is_leaf : bool
+        Whether the layer has no child modules.
+    """
+
+    name: str
+    type: str
+    output_shape: tuple
+    params: int
+    macs: int
+    depth: int
+    is_leaf: bool
+
+
+def _trace(module, input_shape):
+    """Run one forward pass with hooks; return (layers, total_params, total_macs)."""
+    names = {}
+    for name, sub in module.named_modules():
+        names.setdefault(id(sub), name)
+    records = []
+    stack = []
+    params_seen = set()
+
+    def pre_hook(mod, args):
+        first = id(mod) not in params_seen
+        params_seen.add(id(mod))
+        rec = {
+            "module": mod,
+            "name": names.get(id(mod), type(mod).__name__),
+            "depth": len(stack),
+            "params": _n_params(mod) if first else 0,
+            "macs": 0,
+            "shape": (),
+            "is_leaf": not any(True for _ in mod.children()),
+        }
+        records.append(rec)
+        stack.append(rec)
+
+    def post_hook(mod, args, out):
+        # pop the record of ``mod`` (the innermost one opened for it)
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i]["module"] is mod:
+                rec = stack.pop(i)
+                del stack[i:]
+                break
+        else:  # pragma: no cover - hooks always come in pairs
+            return
+        rec["shape"] = _output_shape(out)
+        if rec["is_leaf"]:
+            macs = _leaf_macs(mod, rec["shape"])
+            rec["macs"] += macs
+            for parent in stack:
+                parent["macs"] += macs
+
+    training = {id(m): m.training for m in module.modules()}
+    handles = []
+    try:
+        for sub in {id(m): m for m in module.modules()}.values():
+            handles.append(sub.register_forward_pre_hook(pre_hook))
+            handles.append(sub.register_forward_hook(post_hook))
+        module.eval()
+        x = _example_input(module, input_shape)
+        try:
+            with torch.no_grad():
+                module(x)
+        except Exception as exc:
+            raise ValueError(
+                f"Could not run {type(module).__name__} on an input of shape "
+                f"{tuple(x.shape)} (input_shape={input_shape}): {exc}"
+            ) from exc
+    finally:
+        for h in handles:
+            h.remove()
+        for m in module.modules():
+            m.training = training.get(id(m), m.training)
+
+    total_params = _n_params(module)
+    total_macs = sum(r["macs"] for r in records if r["is_leaf"])
+    root_is_leaf = bool(records) and records[0]["depth"] == 0 and records[0]["is_leaf"]
+    layers = tuple(
+        LayerComplexity(
+            name=r["name"] or type(r["module"]).__name__,
+            type=type(r["module"]).__name__,
+            output_shape=tuple(r["shape"][1:]),
+            params=int(r["params"]),
+            macs=int(r["macs"]),
+            depth=int(r["depth"]),
+            is_leaf=bool(r["is_leaf"]),
+        )
+        for r in records
+        if r["depth"] > 0 or root_is_leaf
+    )
+    return layers, int(total_params), int(total_macs)
+
+
+def count_params_macs(module, input_shape):
+    """Count parameters and MACs of a torch module as the DCASE tool does.
+
+    Equivalent to ``torchinfo.summary(module, input_size=(1, *input_shape))``'s
+    ``total_params`` and ``total_mult_adds``, without needing torchinfo.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network. It is run once, in eval mode and without gradients, on a
+        zero input of shape ``(1, *input_shape)``; its train/eval state is
+        restored afterwards.
+    input_shape : tuple of int (C, F, T)
+        Shape of one example, without the batch dimension.
+
+    Returns
+    -------
+    params : int
+        Total number of parameters (each counted once).
+    macs : int
+        Multiply-accumulate operations for one example.
+
+    Examples
+    --------
+    >>> from skasc.nn import DwsCNN
+    >>> from skasc.complexity import count_params_macs
+    >>> count_params_macs(DwsCNN(hidden=18), (1, 256, 51))
+    (31260, 29591778)
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
+    _, params, macs = _trace(module, _check_input_shape(input_shape))
+    return params, macs
+
+
+# --------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------
+
+
+def _fmt_int(n):
+    return f"{n:,}" if n else "-"
+
+
+def _fmt_shape(shape):
+    if len(shape) == 1:
+        return str(shape[0])
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+class ComplexityReport:
+    """Parameters, MACs and parameter memory of a model, per layer and in total.
+
+    Built by :func:`complexity_report`; not meant to be instantiated directly.
+
+    Parameters
+    ----------
+    layers : sequence of LayerComplexity
+        Every executed layer, in execution order, with its depth.
+    total_params : int
+        Total number of parameters.
+    total_macs : int
+        Total multiply-accumulates for one example.
+    input_shape : tuple of int or None
+        ``(C, F, T)`` the counts refer to (None for an ensemble whose members
+        use different shapes).
+    model_name : str
+        Name shown in the header.
+    param_limit_bytes : int, default=PARAM_MEMORY_LIMIT_BYTES
+        Parameter-memory limit (128,000 bytes).
+    mac_limit : int, default=MAC_LIMIT
+        MAC limit (30,000,000).
+    members : list of ComplexityReport, optional
+        Per-member reports when the report sums an ensemble.
+
+    Attributes
+    ----------
+    layers : tuple of LayerComplexity
+        All rows, including the children of composite layers (e.g. the
+        BatchNorm/convolutions inside a ``DwBlock``).
+    rows : tuple of LayerComplexity
+        The top-level rows only, which read like Table 1 of the paper.
+    total_params, total_macs : int
+        Totals (sums over the members for an ensemble).
+    param_bytes : dict
+        Parameter memory in bytes for ``"float32"``, ``"float16"``, ``"int8"``
+        (``total_params`` times 4, 2, 1).
+    within_mac_limit : bool
+        ``total_macs <= mac_limit``.
+    within_param_limit : bool
+        Whether the float32 parameter memory fits ``param_limit_bytes``
+        (use :meth:`fits_limits` for another format).
+    members : list of ComplexityReport
+        Empty unless the report sums an ensemble.
+
+    Examples
+    --------
+    >>> from skasc.nn import DwsCNN
+    >>> from skasc.complexity import complexity_report
+    >>> report = complexity_report(DwsCNN(hidden=18))
+    >>> report.total_params, report.total_macs
+    (31260, 29591778)
+    >>> report.param_bytes
+    {'float32': 125040, 'float16': 62520, 'int8': 31260}
+    >>> report.fits_limits("float32")
+    True
+    >>> [(r.name, r.params) for r in report.rows][:3]
+    [('input_conv', 900), ('dw1', 1044), ('pool1', 0)]
+    """
+
+    def __init__(
+        self,
+        layers,
+        total_params,
+        total_macs,
+        input_shape,
+        model_name,
+        param_limit_bytes=PARAM_MEMORY_LIMIT_BYTES,
+        mac_limit=MAC_LIMIT,
+        members=None,
+    ):
+        self.layers = tuple(layers)
+        self.total_params = int(total_params)
+        self.total_macs = int(total_macs)
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.model_name = str(model_name)
+        self.param_limit_bytes = int(param_limit_bytes)
+        self.mac_limit = int(mac_limit)
+        self.members = list(members or [])
+
+    # -- derived quantities ------------------------------------------------
+    @property
+    def rows(self):
+        """Top-level rows (the Table 1 view)."""
+        if not self.layers:
+            return ()
+        top = min(layer.depth for layer in self.layers)
+        return tuple(layer for layer in self.layers if layer.depth == top)
+
+    @property
+    def param_bytes(self):
+        """Parameter memory in bytes per numeric format."""
+        return {k: self.total_params * b for k, b in BYTES_PER_PARAM.items()}
+
+    @property
+    def within_mac_limit(self):
+        """Whether the MACs are within the challenge limit."""
+        return self.total_macs <= self.mac_limit
+
+    @property
+    def within_param_limit(self):
+        """Whether the float32 parameter memory is within the challenge limit."""
+        return self.param_bytes["float32"] <= self.param_limit_bytes
+
+    def max_params(self, dtype="float32"):
+        """Largest parameter count allowed by the memory limit in ``dtype``.
+
+        Parameters
+        ----------
+        dtype : str or dtype, default="float32"
+            ``"float32"``, ``"float16"`` or ``"int8"`` (or an alias).
+
+        Returns
+        -------
+        int
+            ``param_limit_bytes // bytes_per_param`` (32,000 for float32).
+        """
+        return self.param_limit_bytes // BYTES_PER_PARAM[_dtype_key(dtype)]
+
+    def fits_limits(self, dtype="float32"):
+        """Whether the model meets both DCASE 2023 Task 1 limits.
+
+        Parameters
+        ----------
+        dtype : str or dtype, default="float32"
+            Numeric format of the stored parameters: ``"float32"``,
+            ``"float16"`` or ``"int8"`` (aliases such as ``"fp16"``,
+            ``torch.float16`` or ``numpy.int8`` are accepted).
+
+        Returns
+        -------
+        bool
+            ``total_macs <= mac_limit`` and
+            ``total_params * bytes(dtype) <= param_limit_bytes``.
+        """
+        key = _dtype_key(dtype)
+        return self.within_mac_limit and self.param_bytes[key] <= self.param_limit_bytes
+
+    # -- output ------------------------------------------------------------
+    def to_dict(self):
+        """JSON-serialisable dictionary of the report.
+
+        Returns
+        -------
+        dict
+            Keys ``model``, ``input_shape``, ``layers`` (list of dicts),
+            ``total_params``, ``total_macs``, ``param_bytes``, ``limits``,
+            ``within_mac_limit``, ``within_param_limit`` (per format),
+            ``fits_limits`` (per format) and ``members``.
+        """
+        return {
+            "model": self.model_name,
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "layers": [
+                {**asdict(layer), "output_shape": list(layer.output_shape)}
+                for layer in self.layers
+            ],
+            "total_params": self.total_params,
+            "total_macs": self.total_macs,
+            "param_bytes": self.param_bytes,
+            "limits": {
+                "param_memory_bytes": self.param_limit_bytes,
+                "macs": self.mac_limit,
+            },
+            "within_mac_limit": self.within_mac_limit,
+            "within_param_limit": {
+                k: v <= self.param_limit_bytes for k, v in self.param_bytes.items()
+            },
+            "fits_limits": {k: self.fits_limits(k) for k in BYTES_PER_PARAM},
+            "members": [m.to_dict() for m in self.members],
+        }
+
+    def to_json(self, **kwargs):
+        """The report as a JSON string (``kwargs`` go to :func:`json.dumps`)."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def _table_rows(self, show_children):
+        rows = self.layers if show_children else self.rows
+        if not rows:
+            return []
+        top = min(r.depth for r in rows)
+        return [
+            (
+                "  " * (r.depth - top) + r.name,
+                r.type,
+                _fmt_shape(r.output_shape),
+                _fmt_int(r.params),
+                _fmt_int(r.macs),
+            )
+            for r in rows
+        ]
+
+    def _limit_lines(self):
+        ok = {True: "PASS", False: "FAIL"}
+        lines = [
+            (
+                "MACs",
+                f"{self.total_macs:,}",
+                f"{self.mac_limit:,}",
+                ok[self.within_mac_limit],
+            )
+        ]
+        for key, nbytes in self.param_bytes.items():
+            lines.append(
+                (
+                    f"parameter memory ({key})",
+                    f"{nbytes:,} B",
+                    f"{self.param_limit_bytes:,} B",
+                    ok[nbytes <= self.param_limit_bytes],
+                )
+            )
+        return lines
+
+    def _header(self):
+        shape = "" if self.input_shape is None else f", input (C, F, T) = {self.input_shape}"
+        members = f", sum of {len(self.members)} members" if self.members else ""
+        return f"Complexity of {self.model_name}{shape}{members}"
+
+    def to_string(self, show_children=False):
+        """Aligned text table like the paper's Table 1, with totals and limits.
+
+        Parameters
+        ----------
+        show_children : bool, default=False
+            Also list the layers inside composite layers (indented), e.g.
+            the BatchNorm and convolutions of each ``DwBlock``.
+
+        Returns
+        -------
+        str
+        """
+        head = ("Layer", "Type", "Output shape", "Params", "MACs")
+        body = self._table_rows(show_children)
+        total = ("Total", "", "", f"{self.total_params:,}", f"{self.total_macs:,}")
+        widths = [max(len(r[i]) for r in [head, *body, total]) for i in range(5)]
+        align = ("<", "<", "<", ">", ">")
+
+        def fmt(row):
+            return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(row, align, widths)).rstrip()
+
+        rule = "  ".join("-" * w for w in widths)
+        lines = [self._header(), fmt(head), rule, *map(fmt, body), rule, fmt(total), ""]
+        pb = self.param_bytes
+        lines.append(
+            "Parameter memory: "
+            + ", ".join(f"{pb[k]:,} B ({k})" for k in BYTES_PER_PARAM)
+        )
+        lines.append("DCASE 2023 Task 1 limits:")
+        lim = self._limit_lines()
+        w0 = max(len(x[0]) for x in lim)
+        w1 = max(len(x[1]) for x in lim)
+        w2 = max(len(x[2]) for x in lim)
+        for name, value, limit, verdict in lim:
+            lines.append(f"  {name:<{w0}}  {value:>{w1}} / {limit:>{w2}} max  {verdict}")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.to_string()
+
+    def __repr__(self):
+        return (
+            f"ComplexityReport(model={self.model_name!r}, input_shape={self.input_shape}, "
+            f"total_params={self.total_params}, total_macs={self.total_macs})"
+        )
+
+    def to_markdown(self, show_children=False):
+        """The report as a Markdown table with totals and limit verdicts.
+
+        Parameters
+        ----------
+        show_children : bool, default=False
+            Also list the layers inside composite layers.
+
+        Returns
+        -------
+        str
+        """
+        lines = [
+            f"**{self._header()}**",
+            "",
+            "| Layer | Type | Output shape | Params | MACs |",
+            "|---|---|---|---:|---:|",
+        ]
+        for name, typ, shape, params, macs in self._table_rows(show_children):
+            indent = len(name) - len(name.lstrip(" "))
+            name = "&nbsp;" * indent + name.lstrip(" ")
+            lines.append(f"| {name} | {typ} | {shape} | {params} | {macs} |")
+        lines.append(
+            f"| **Total** | | | **{self.total_params:,}** | **{self.total_macs:,}** |"
+        )
+        lines.append("")
+        lines.append("| Limit (DCASE 2023 Task 1) | Value | Limit | Verdict |")
+        lines.append("|---|---:|---:|---|")
+        for name, value, limit, verdict in self._limit_lines():
+            lines.append(f"| {name} | {value} | {limit} | {verdict} |")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------
+
+
+def _module_report(module, input_shape, name, limits):
+    if input_shape is None:
+        input_shape = getattr(module, "input_shape", None)
+        if input_shape is None:
+            raise ValueError(
+                f"input_shape is required: {type(module).__name__} has no "
+                "`input_shape` attribute; pass input_shape=(C, F, T)."
+            )
+    input_shape = _check_input_shape(input_shape)
+    layers, params, macs = _trace(module, input_shape)
+    return ComplexityReport(layers, params, macs, input_shape, name, **limits)
+
+
+def _estimator_report(est, input_shape, limits, where="estimator"):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import check_is_fitted
+
+    if isinstance(est, nn.Module):
+        return _module_report(est, input_shape, type(est).__name__, limits)
+
+    if isinstance(est, Pipeline):
+        step_name, last = est.steps[-1]
+        if last is None or (isinstance(last, str) and last == "passthrough"):
+            raise TypeError(
+                f"The last step {step_name!r} of the Pipeline is {last!r}; a "
+                "complexity report needs a fitted skasc classifier (with a "
+                "`module_` attribute) as the final step."
+            )
+        try:
+            check_is_fitted(last)
+        except NotFittedError as exc:
+            raise NotFittedError(
+                f"The last step {step_name!r} ({type(last).__name__}) of the Pipeline "
+                "is not fitted yet. Fit the pipeline before asking for its "
+                "complexity report."
+            ) from exc
+        if not hasattr(last, "module_") and not hasattr(last, "estimators_"):
+            raise TypeError(
+                f"The last step {step_name!r} ({type(last).__name__}) of the Pipeline "
+                "is fitted but has no `module_` attribute (the fitted torch "
+                "network): complexity_report needs a skasc neural classifier as "
+                "the final step."
+            )
+        return _estimator_report(last, input_shape, limits, where=f"Pipeline step {step_name!r}")
+
+    if hasattr(est, "module_"):
+        module = est.module_
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"{type(est).__name__}.module_ is a {type(module).__name__}, "
+                "not a torch.nn.Module."
+            )
+        shape = input_shape
+        if shape is None:
+            shape = getattr(est, "input_shape_", None)
+        if shape is None:
+            shape = getattr(module, "input_shape", None)
+        if shape is None:
+            raise ValueError(
+                f"{type(est).__name__} has no `input_shape_` attribute; pass "
+                "input_shape=(C, F, T)."
+            )
+        return _module_report(
+            module, shape, f"{type(est).__name__} ({type(module).__name__})", limits
+        )
+
+    if hasattr(est, "estimators_"):
+        members = list(est.estimators_)
+        if not members:
+            raise ValueError(f"{type(est).__name__}.estimators_ is empty.")
+        reports = [
+            _estimator_report(m, input_shape, limits, where=f"estimators_[{i}]")
+            for i, m in enumerate(members)
+        ]
+        layers = []
+        for i, (m, rep) in enumerate(zip(members, reports)):
+            prefix = f"estimators_[{i}]"
+            out_shape = rep.rows[-1].output_shape if rep.rows else ()
+            layers.append(
+                LayerComplexity(
+                    name=prefix,
+                    type=rep.model_name,
+                    output_shape=out_shape,
+                    params=rep.total_params,
+                    macs=rep.total_macs,
+                    depth=1,
+                    is_leaf=False,
+                )
+            )
+            base = min((layer.depth for layer in rep.layers), default=1)
+            layers.extend(
+                LayerComplexity(
+                    name=f"{prefix}.{layer.name}",
+                    type=layer.type,
+                    output_shape=layer.output_shape,
+                    params=layer.params,
+                    macs=layer.macs,
+                    depth=2 + layer.depth - base,
+                    is_leaf=layer.is_leaf,
+                )
+                for layer in rep.layers
+            )
+        shapes = {r.input_shape for r in reports}
+        return ComplexityReport(
+            layers,
+            sum(r.total_params for r in reports),
+            sum(r.total_macs for r in reports),
+            shapes.pop() if len(shapes) == 1 else None,
+            type(est).__name__,
+            members=reports,
+            **limits,
+        )
+
+    # Neither a network nor an ensemble: unfitted, or not a neural estimator.
+    check_is_fitted(est)  # NotFittedError (or TypeError for non-estimators)
+    raise TypeError(
+        f"{where} {type(est).__name__} is fitted but exposes no torch network "
+        "(`module_`) nor members (`estimators_`); complexity_report supports "
+        "torch modules, fitted skasc classifiers, ensembles of them and "
+        "Pipelines ending in one."
+    )
+
+
+def complexity_report(
+    estimator_or_module,
+    input_shape=None,
+    *,
+    param_limit_bytes=PARAM_MEMORY_LIMIT_BYTES,
+    mac_limit=MAC_LIMIT,
+):
+    """Per-layer and total complexity of a model, as the DCASE 2023 Task 1 tool counts it.
+
+    The counts equal torchinfo's ``total_params`` and ``total_mult_adds`` for
+    ``summary(module, input_size=(1, C, F, T))`` (the challenge's official
+    PyTorch complexity tool); see the module docstring for the rules.
+
+    Parameters
+    ----------
+    estimator_or_module : torch.nn.Module, estimator or Pipeline
+        One of
+
+        * a torch ``nn.Module``;
+        * a fitted skasc classifier: an estimator whose fitted attributes
+          ``module_`` (the torch network) and ``input_shape_`` (``(C, F, T)``)
+          are set by ``fit``;
+        * a fitted scikit-learn ``Pipeline`` whose last step is such a
+          classifier (earlier steps, e.g. feature extraction, are not
+          counted);
+        * an ensemble exposing ``estimators_``, a list of fitted classifiers
+          (e.g. the teacher ensemble): the report **sums** the parameters and
+          MACs of all members, since averaging their outputs requires running
+          and storing every member; per-member reports are in ``members``.
+    input_shape : tuple of int (C, F, T), optional
+        Shape of one example without the batch dimension.  Defaults to the
+        estimator's ``input_shape_`` or the module's ``input_shape``
+        attribute; required for a module without that attribute.
+    param_limit_bytes : int, default=128_000
+        Parameter-memory limit in bytes.  The challenge's "128 KB" is read as
+        128,000 bytes, like its official code (32,000 float32 parameters);
+        pass ``131_072`` for 128 KiB.
+    mac_limit : int, default=30_000_000
+        MAC limit.
+
+    Returns
+    -------
+    ComplexityReport
+        Per-layer rows, totals, parameter memory per format and limit checks.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If the estimator (or the Pipeline's last step) is not fitted.
+    ValueError
+        If ``input_shape`` is not three positive integers, is missing for a
+        module without an ``input_shape`` attribute, or the module cannot
+        run on it.
+    TypeError
+        If the object is neither a module nor a (fitted) estimator exposing
+        ``module_`` or ``estimators_``.
+
+    Examples
+    --------
+    >>> from skasc.nn import DwsCNN
+    >>> from skasc.complexity import complexity_report
+    >>> report = complexity_report(DwsCNN(hidden=18))  # input_shape from the module
+    >>> report.total_params, report.total_macs
+    (31260, 29591778)
+    >>> report.within_mac_limit, report.within_param_limit
+    (True, True)
+    >>> print(report)
+    Complexity of DwsCNN, input (C, F, T) = (1, 256, 51)
+    Layer       Type       Output shape   Params        MACs
+    ----------  ---------  -------------  ------  ----------
+    input_conv  Conv2d     (18, 256, 51)     900  11,750,400
+    dw1         DwBlock    (18, 256, 51)   1,044  12,690,504
+    pool1       MaxPool2d  (18, 51, 10)        -           -
+    dw2_conv    Conv2d     (18, 51, 10)    8,118   4,140,180
+    dw2         DwBlock    (18, 51, 10)    1,044     495,792
+    dw3         DwBlock    (18, 51, 10)    1,044     495,792
+    pool2       MaxPool2d  (18, 5, 2)          -           -
+    flatten     Flatten    180                 -           -
+    fc1         Linear     100            18,100      18,100
+    act         ReLU       100                 -           -
+    fc2         Linear     10              1,010       1,010
+    ----------  ---------  -------------  ------  ----------
+    Total                                 31,260  29,591,778
+    <BLANKLINE>
+    Parameter memory: 125,040 B (float32), 62,520 B (float16), 31,260 B (int8)
+    DCASE 2023 Task 1 limits:
+      MACs                        29,591,778 / 30,000,000 max  PASS
+      parameter memory (float32)   125,040 B /  128,000 B max  PASS
+      parameter memory (float16)    62,520 B /  128,000 B max  PASS
+      parameter memory (int8)       31,260 B /  128,000 B max  PASS
+    >>> complexity_report(DwsCNN(hidden=256)).total_params
+    2318678
+    """
+    limits = {"param_limit_bytes": int(param_limit_bytes), "mac_limit": int(mac_limit)}
+    obj = estimator_or_module
+    if isinstance(obj, nn.Module):
+        return _module_report(obj, input_shape, type(obj).__name__, limits)
+    if input_shape is not None:
+        input_shape = _check_input_shape(input_shape)
+    return _estimator_report(obj, input_shape, limits)

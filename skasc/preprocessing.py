@@ -1,0 +1,569 @@
+"""scikit-learn transformers of the paper's audio front end.
+
+The four steps keep one row per 1-s clip from start to end, so ``y`` stays
+aligned inside an ordinary :class:`sklearn.pipeline.Pipeline`:
+
+``Reassembler`` -> ``LogMel`` -> ``RandomCrop`` -> ``SpecAugment`` -> classifier
+
+* At **fit** time, :class:`Reassembler` gives each clip its 10-s parent
+  recording, :class:`LogMel` computes the features once per recording, and
+  :class:`RandomCrop` / :class:`SpecAugment` attach their augmentation to
+  the rows.  The classifier re-draws crops and masks for every batch of
+  every epoch (see :class:`~skasc.FeatureSet`).
+* At **predict** time (``transform``), every clip stands alone: features
+  are computed on the 1-s clip itself and the augmentation steps are the
+  identity, which is the paper's test protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import numbers
+import os
+from collections import defaultdict
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, check_memory
+
+from ._audio import parse_clip_name, read_clip, validate_waveforms
+from ._featureset import (
+    AudioSet,
+    CropAugmentation,
+    FeatureSet,
+    MaskAugmentation,
+)
+from ._logmel import logmel
+
+__all__ = ["Reassembler", "LogMel", "RandomCrop", "SpecAugment", "as_feature_set"]
+
+
+# --------------------------------------------------------------------------
+# input handling shared by the steps
+
+
+def _is_path_array(X):
+    if isinstance(X, (str, os.PathLike)):
+        return False
+    if isinstance(X, (list, tuple)):
+        return len(X) > 0 and all(isinstance(x, (str, os.PathLike)) for x in X)
+    X = np.asarray(X) if not hasattr(X, "dtype") else X
+    return getattr(X, "ndim", 0) == 1 and len(X) > 0 and all(
+        isinstance(x, (str, os.PathLike)) for x in X
+    )
+
+
+def _paths(X):
+    return [os.fspath(p) for p in X]
+
+
+def _check_n_features(est, X, reset):
+    """scikit-learn's n_features_in_ contract for array input."""
+    n = X.shape[1]
+    if reset:
+        est.n_features_in_ = n
+    elif hasattr(est, "n_features_in_") and n != est.n_features_in_:
+        raise ValueError(
+            f"X has {n} features, but {type(est).__name__} is expecting "
+            f"{est.n_features_in_} features as input."
+        )
+
+
+def _check_param(value, name, kind=numbers.Integral, low=None, high=None, allow_none=False):
+    if value is None and allow_none:
+        return
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{name} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        rng = f"[{low}, {'inf' if high is None else high}]"
+        raise ValueError(f"{name} must be in {rng}, got {value!r}")
+
+
+def _audio_set(est, X, groups=None, positions=None, reassemble=False, reset=False):
+    """Rows of X (paths, waveforms or an AudioSet) as an AudioSet."""
+    if isinstance(X, AudioSet):
+        return X
+    if _is_path_array(X):
+        paths = _paths(X)
+        if not reassemble:
+            return AudioSet([(p,) for p in paths], np.arange(len(paths)), np.zeros(len(paths)), est.sr)
+        info = [parse_clip_name(p) for p in paths]
+        if groups is None:
+            groups = [(os.path.dirname(p), i["recording"]) for p, i in zip(paths, info)]
+        if positions is None:
+            positions = [i["snippet"] for i in info]
+        return _group_rows(paths, groups, positions, est.sr)
+    X = _check_waveforms(X)
+    _check_n_features(est, X, reset)
+    clips = list(X)
+    if not reassemble or groups is None:
+        return AudioSet([(c,) for c in clips], np.arange(len(clips)), np.zeros(len(clips)), est.sr)
+    if positions is None:
+        positions = np.arange(len(clips))  # row order inside each group
+    return _group_rows(clips, groups, positions, est.sr)
+
+
+def _check_waveforms(X):
+    """2-D float32 waveforms (n_clips, n_samples), with scikit-learn's messages."""
+    from sklearn.utils import check_array
+
+    X = check_array(X, dtype=[np.float32, np.float64], input_name="X")
+    return validate_waveforms(X.astype(np.float32, copy=False))
+
+
+def _group_rows(pieces, groups, positions, sr):
+    """Recordings = maximal runs of consecutive positions inside a group."""
+    n = len(pieces)
+    groups = list(groups)
+    positions = np.asarray(positions)
+    if len(groups) != n or len(positions) != n:
+        raise ValueError(
+            f"groups and positions must have one entry per row of X ({n}), got "
+            f"{len(groups)} and {len(positions)}"
+        )
+    by_group = defaultdict(list)
+    for i, g in enumerate(groups):
+        by_group[g].append(i)
+    recordings, row_rec, row_piece = [], np.empty(n, np.int64), np.empty(n, np.int64)
+    for rows in by_group.values():
+        rows = sorted(rows, key=lambda r: (positions[r], r))
+        run, last = [], None
+        for r in rows:
+            if last is not None and positions[r] == positions[last]:
+                # the same clip twice: share the piece already placed
+                row_rec[r], row_piece[r] = row_rec[last], row_piece[last]
+                continue
+            if last is not None and positions[r] != positions[last] + 1:
+                recordings.append(tuple(pieces[i] for i in run))
+                run = []
+            row_rec[r], row_piece[r] = len(recordings), len(run)
+            run.append(r)
+            last = r
+        recordings.append(tuple(pieces[i] for i in run))
+    return AudioSet(recordings, row_rec, row_piece, sr)
+
+
+def as_feature_set(X, *, name="X"):
+    """Features as a :class:`~skasc.FeatureSet` (plain arrays wrapped row-wise).
+
+    Plain arrays are validated: numeric, finite, 2-D ``(n, frames)`` (one
+    band) or 3-D ``(n, bands, frames)``.
+    """
+    if isinstance(X, FeatureSet):
+        return X
+    if isinstance(X, AudioSet) or _is_path_array(X):
+        raise TypeError(
+            f"{name} holds audio, not features: put a LogMel step before this one"
+        )
+    from sklearn.utils import check_array
+
+    arr = check_array(X, allow_nd=True, dtype=[np.float32, np.float64], ensure_min_samples=1)
+    if arr.ndim == 4 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim not in (2, 3):
+        raise ValueError(
+            f"{name} must be 2-D (n_clips, n_frames), 3-D (n_clips, n_bands, n_frames) "
+            f"or 4-D with one channel; got shape {arr.shape}"
+        )
+    return FeatureSet.from_array(arr)
+
+
+# --------------------------------------------------------------------------
+# Reassembler
+
+
+class Reassembler(TransformerMixin, BaseEstimator):
+    """Give every 1-s clip its parent recording as context.
+
+    Rows are not merged: each row stays one clip, and learns which
+    recording it belongs to and where it sits in it.  For TAU22 file paths
+    the recording comes from the file name
+    (``<scene>-<city>-<location>-<segment>-<snippet>-<device>.wav``, the
+    recording being the name without the snippet index, ordered by
+    snippet); for other data pass ``groups`` (and optionally
+    ``positions``) to :meth:`fit_transform`, e.g. through a Pipeline as
+    ``pipe.fit(X, y, reassemble__groups=recording_ids)``.
+
+    Only clips present in ``X`` are joined, and only where their positions
+    are consecutive, so a cross-validation split never pulls a held-out
+    clip into training and a missing snippet never creates a jump.
+
+    :meth:`transform` (predict time) returns every clip on its own: the
+    paper tests on the 1-s clips as they are.
+
+    Parameters
+    ----------
+    sr : int, default=44100
+        Sample rate the audio must have.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Samples per clip, when fitted on waveforms (not set for paths).
+    n_recordings_ : int
+        Recordings found at fit time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skasc import Reassembler
+    >>> X = np.random.default_rng(0).normal(size=(4, 100)).astype("float32") * 0.1
+    >>> audio = Reassembler().fit_transform(X, groups=["r1", "r1", "r2", "r2"])
+    >>> len(audio), len(audio.recordings)
+    (4, 2)
+    """
+
+    def __init__(self, sr=44100):
+        self.sr = sr
+
+    def fit(self, X, y=None, groups=None, positions=None):
+        self.fit_transform(X, y, groups=groups, positions=positions)
+        return self
+
+    def fit_transform(self, X, y=None, groups=None, positions=None):
+        _check_param(self.sr, "sr", low=1)
+        for attr in ("n_features_in_",):
+            self.__dict__.pop(attr, None)
+        out = _audio_set(self, X, groups, positions, reassemble=True, reset=True)
+        self.n_recordings_ = len(out.recordings)
+        return out
+
+    def transform(self, X):
+        check_is_fitted(self, "n_recordings_")
+        return _audio_set(self, X, reassemble=False)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+# --------------------------------------------------------------------------
+# LogMel
+
+
+def _file_key(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"audio file {path!r} not found") from None
+    return (path, st.st_size, st.st_mtime_ns)
+
+
+def _recording_features(pieces, keys, params):
+    """Log-mel of one recording, time-major (frames, bands), and piece offsets.
+
+    ``keys`` identifies the content for the cache (path, size, mtime, or an
+    array digest); the audio is only read here.
+    """
+    sr = params["sr"]
+    audio = [read_clip(p, sr=sr) if isinstance(p, str) else p for p in pieces]
+    lengths = [len(a) for a in audio]
+    signal = np.concatenate(audio) if len(audio) > 1 else audio[0]
+    feats = logmel(signal[None, :], **params)[0]  # (bands, frames)
+    return np.ascontiguousarray(feats.T), np.asarray(lengths)
+
+
+def _array_digest(a):
+    return hashlib.blake2b(np.ascontiguousarray(a).view(np.uint8), digest_size=16).hexdigest()
+
+
+class LogMel(TransformerMixin, BaseEstimator):
+    """Log-mel energies, computed once per recording.
+
+    Defaults are the paper's: 44.1 kHz, ``n_fft=4096``, Hamming window of
+    3,528 samples (80 ms), hop 882 (20 ms), centred frames, 256 mel bands,
+    ``10 * log10(max(power, amin))`` -> 256 x 51 per 1-s clip.  The values
+    equal librosa's ``power_to_db(melspectrogram(...), top_db=None)`` on the
+    same parameters (to 1e-3 dB) and are computed by a faster batched
+    kernel (``skasc._logmel``).
+
+    Input: the output of :class:`Reassembler`, or file paths / a 2-D array
+    of waveforms (each row then its own recording).  Output: a
+    :class:`~skasc.FeatureSet`, whose array view is ``(n_clips, n_mels *
+    frames)``.
+
+    Parameters
+    ----------
+    sr, n_fft, win_length, hop_length, n_mels, fmin, fmax
+        Feature parameters (see :func:`skasc._logmel.logmel`).
+    n_jobs : int, default=None
+        Recordings are computed in parallel with joblib on this many
+        workers (None: 1, -1: all cores).
+    memory : str, joblib.Memory or None, default=None
+        Cache of per-recording features.  The key includes the feature
+        parameters and the audio's content (file size and modification time
+        for files, a digest for arrays), so a changed file or parameter is
+        recomputed, never served stale.
+    verbose : int, default=0
+        Show a progress bar over recordings when > 0.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Samples per clip when fitted on waveforms.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skasc import LogMel
+    >>> X = np.random.default_rng(0).normal(scale=0.1, size=(2, 44100)).astype("float32")
+    >>> F = LogMel().fit_transform(X)
+    >>> F.feature_shape, np.asarray(F).shape
+    ((1, 256, 51), (2, 13056))
+    """
+
+    def __init__(
+        self, sr=44100, n_fft=4096, win_length=3528, hop_length=882, n_mels=256,
+        fmin=0.0, fmax=None, n_jobs=None, memory=None, verbose=0,
+    ):
+        self.sr = sr
+        self.n_fft = n_fft
+        self.win_length = win_length
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.fmin = fmin
+        self.fmax = fmax
+        self.n_jobs = n_jobs
+        self.memory = memory
+        self.verbose = verbose
+
+    def _params(self):
+        _check_param(self.sr, "sr", low=1)
+        _check_param(self.n_fft, "n_fft", low=2)
+        _check_param(self.win_length, "win_length", low=1, high=self.n_fft)
+        _check_param(self.hop_length, "hop_length", low=1)
+        _check_param(self.n_mels, "n_mels", low=1)
+        _check_param(self.fmin, "fmin", kind=numbers.Real, low=0)
+        _check_param(self.fmax, "fmax", kind=numbers.Real, low=0, allow_none=True)
+        return dict(
+            sr=self.sr, n_fft=self.n_fft, win_length=self.win_length,
+            hop_length=self.hop_length, n_mels=self.n_mels, fmin=float(self.fmin),
+            fmax=None if self.fmax is None else float(self.fmax),
+        )
+
+    def fit(self, X, y=None):
+        self._params()
+        self.__dict__.pop("n_features_in_", None)
+        if not isinstance(X, AudioSet) and not _is_path_array(X):
+            _check_n_features(self, _check_waveforms(X), reset=True)
+        self.is_fitted_ = True
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "is_fitted_")
+        params = self._params()
+        audio = _audio_set(self, X)
+        return self._features(audio, params)
+
+    def _features(self, audio, params):
+        memory = check_memory(self.memory)
+        compute = memory.cache(_recording_features) if memory.location is not None else _recording_features
+
+        def key(pieces):
+            return tuple(_file_key(p) if isinstance(p, str) else _array_digest(p) for p in pieces)
+
+        def job(rec_ids):
+            return [compute(audio.recordings[r], key(audio.recordings[r]), params) for r in rec_ids]
+
+        used = np.unique(audio.row_recording)
+        n_chunks = max(1, min(len(used), 4 * (1 if self.n_jobs in (None, 1) else os.cpu_count() or 1)))
+        chunks = [c for c in np.array_split(used, n_chunks) if len(c)]
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            chunks_iter = tqdm(chunks, desc="LogMel", unit="chunk")
+        else:
+            chunks_iter = chunks
+        if self.n_jobs in (None, 1):
+            results = [job(c) for c in chunks_iter]
+        else:
+            results = Parallel(n_jobs=self.n_jobs, return_as="generator")(
+                delayed(job)(c) for c in chunks
+            )
+            if self.verbose:
+                from tqdm.auto import tqdm
+
+                results = tqdm(results, total=len(chunks), desc="LogMel", unit="chunk")
+        per_rec = {}
+        for c, res in zip(chunks, results):
+            per_rec.update(zip(c.tolist(), res))
+        return _assemble(audio, per_rec, self.hop_length)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+def _assemble(audio, per_rec, hop):
+    """Concatenate per-recording features and locate every row's window."""
+    order = sorted(per_rec)
+    store_start, pos = {}, 0
+    for r in order:
+        store_start[r] = pos
+        pos += len(per_rec[r][0])
+    store = np.concatenate([per_rec[r][0] for r in order]) if order else np.zeros((0, 1), np.float32)
+    n = len(audio)
+    rec_start = np.empty(n, np.int64)
+    rec_stop = np.empty(n, np.int64)
+    row_start = np.empty(n, np.int64)
+    widths = set()
+    for i in range(n):
+        r, k = audio.row_recording[i], audio.row_piece[i]
+        feats, lengths = per_rec[r]
+        offset = int(np.sum(lengths[:k]))
+        widths.add(1 + int(lengths[k]) // hop)
+        rec_start[i] = store_start[r]
+        rec_stop[i] = store_start[r] + len(feats)
+        # a clip starting on the hop grid has its own window at offset / hop
+        row_start[i] = store_start[r] + offset // hop
+    if len(widths) > 1:
+        raise ValueError(
+            f"clips have different lengths, giving {sorted(widths)} frames; all "
+            "clips in X must have the same duration"
+        )
+    width = widths.pop() if widths else 1
+    row_start = np.minimum(row_start, rec_stop - width)
+    return FeatureSet(store, rec_start, rec_stop, row_start, width)
+
+
+# --------------------------------------------------------------------------
+# augmentation steps
+
+
+class _AugmentationStep(TransformerMixin, BaseEstimator):
+    """Attach an augmentation at fit time; identity at predict time."""
+
+    def _augmentation(self):
+        raise NotImplementedError
+
+    def fit(self, X, y=None):
+        self._augmentation()  # validates the parameters
+        features = as_feature_set(X)
+        self.feature_shape_ = features.feature_shape
+        self.n_features_in_ = features.shape[1]
+        return self
+
+    def fit_transform(self, X, y=None):
+        self.fit(X, y)
+        return as_feature_set(X).with_augmentation(self._augmentation())
+
+    def transform(self, X):
+        check_is_fitted(self, "feature_shape_")
+        features = as_feature_set(X)
+        if features.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {features.shape[1]} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input."
+            )
+        return features.without_augmentations()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+class RandomCrop(_AugmentationStep):
+    """Random 1-s window of the clip's parent recording, re-drawn every batch.
+
+    At fit time the rows get a :class:`~skasc.CropAugmentation`: when the
+    classifier builds a training batch it takes, for each row, a window of
+    the row's width (51 frames for a 1-s clip) starting at a random frame of
+    the row's recording.  A new start is drawn for every batch of every
+    epoch from the classifier's seeded generator.  At predict time
+    (``transform``) every row is its own window, unchanged.
+
+    Cropping features instead of audio is exact up to the hop grid: away
+    from the recording's edges a window of the recording's log-mel equals
+    the log-mel of the audio under it.
+
+    Parameters
+    ----------
+    step : int, default=1
+        Allowed crop starts are every ``step``-th frame of the recording
+        (1: any frame; 50 with the default hop: only the 1-s snippet grid).
+    p : float, default=1.0
+        Probability that a row is cropped at random; otherwise its own
+        window is used.
+
+    Attributes
+    ----------
+    feature_shape_ : tuple
+        (channels, bands, frames) of a row seen at fit time.
+    n_features_in_ : int
+        ``bands * frames``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skasc import RandomCrop
+    >>> X = np.zeros((3, 4, 51), dtype="float32")
+    >>> Xt = RandomCrop().fit_transform(X)
+    >>> Xt.augmentations
+    (CropAugmentation(step=1, p=1.0),)
+    """
+
+    def __init__(self, step=1, p=1.0):
+        self.step = step
+        self.p = p
+
+    def _augmentation(self):
+        _check_param(self.step, "step", low=1)
+        _check_param(self.p, "p", kind=numbers.Real, low=0, high=1)
+        return CropAugmentation(step=int(self.step), p=float(self.p))
+
+
+class SpecAugment(_AugmentationStep):
+    """SpecAugment frequency and time masks, re-drawn every batch.
+
+    At fit time the rows get a :class:`~skasc.MaskAugmentation`: in every
+    training batch each row receives ``n_freq_masks`` bands and
+    ``n_time_masks`` frame ranges set to ``mask_value``, each mask of a
+    width drawn uniformly from 0 to the maximum width (inclusive; the paper
+    uses one mask of each kind, 0-10 wide, set to zero).  Identity at
+    predict time.
+
+    Parameters
+    ----------
+    freq_mask_width : int, default=10
+        Largest frequency-mask width in bands.
+    time_mask_width : int, default=10
+        Largest time-mask width in frames.
+    n_freq_masks, n_time_masks : int, default=1
+        Masks of each kind per row.
+    mask_value : float, default=0.0
+        Value written into the masked cells.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skasc import SpecAugment
+    >>> Xt = SpecAugment(freq_mask_width=8).fit_transform(np.zeros((2, 16, 51), "float32"))
+    >>> Xt.augmentations[0].freq_width
+    8
+    """
+
+    def __init__(self, freq_mask_width=10, time_mask_width=10, n_freq_masks=1,
+                 n_time_masks=1, mask_value=0.0):
+        self.freq_mask_width = freq_mask_width
+        self.time_mask_width = time_mask_width
+        self.n_freq_masks = n_freq_masks
+        self.n_time_masks = n_time_masks
+        self.mask_value = mask_value
+
+    def _augmentation(self):
+        _check_param(self.freq_mask_width, "freq_mask_width", low=0)
+        _check_param(self.time_mask_width, "time_mask_width", low=0)
+        _check_param(self.n_freq_masks, "n_freq_masks", low=0)
+        _check_param(self.n_time_masks, "n_time_masks", low=0)
+        _check_param(self.mask_value, "mask_value", kind=numbers.Real)
+        if not np.isfinite(self.mask_value):
+            raise ValueError(f"mask_value must be finite, got {self.mask_value!r}")
+        return MaskAugmentation(
+            freq_width=int(self.freq_mask_width), time_width=int(self.time_mask_width),
+            n_freq=int(self.n_freq_masks), n_time=int(self.n_time_masks),
+            value=float(self.mask_value),
+        )
