@@ -32,10 +32,10 @@ TRAIN_DEVICES = ("b", "c", "s1", "s2", "s3")
 # fixtures and helpers
 # ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def replica(tmp_path_factory):
-    """One small replica with every device: 2 cities x 2 locations x 1 segment."""
-    root = tmp_path_factory.mktemp("tau22") / "dev"
-    return make_tau22(root, n_cities=2, n_locations=2, n_segments=1, random_state=0)
+def replica(tau22_root):
+    """One small replica with every device: 2 cities x 2 locations x 1 segment
+    (conftest's shared ``tau22_root``)."""
+    return tau22_root
 
 
 @pytest.fixture(scope="session")
