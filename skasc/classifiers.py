@@ -191,8 +191,9 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         torch.device(self.device)  # raises on a malformed device string
 
     # -- training -------------------------------------------------------
-    def _teacher_module(self, device):
-        return None
+    def _distillation(self):
+        """Keyword arguments of SceneNet's distillation loss (none here)."""
+        return {}
 
     def fit(self, X, y):
         """Train on clips ``X`` (FeatureSet or array) with labels ``y``."""
@@ -204,15 +205,15 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         self.input_shape_ = features.feature_shape
         self.n_features_in_ = features.shape[1]
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        teacher = self._teacher_module(self.device)
+        distillation = self._distillation()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net_ = self._build_net(features, len(self.classes_), seed, teacher)
+            self.net_ = self._build_net(features, len(self.classes_), seed, distillation)
             self.net_.fit(np.arange(len(features)), y_enc)
         self.module_ = self.net_.module_.eval()
         return self
 
-    def _build_net(self, features, n_classes, seed, teacher):
+    def _build_net(self, features, n_classes, seed, distillation):
         drawer = BatchDrawer(features, n_classes, self.mixup_alpha, seed)
         generator = torch.Generator()
         callbacks = [("epoch_seed", EpochSeed(drawer, generator))]
@@ -243,7 +244,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
             callbacks=callbacks,
             device=self.device,
             verbose=int(bool(self.verbose)),
-            teacher=teacher,
+            **distillation,
             **silence,
         )
 
@@ -496,6 +497,11 @@ class DistilledStudent(DwsCNNClassifier):
             )
         return super().fit(X, y)
 
-    def _teacher_module(self, device):
-        modules = [copy.deepcopy(m).to(device) for m in self.teacher_._torch_modules()]
-        return FusedTeacher(modules, getattr(self.teacher_, "fusion", "logits"))
+    def _distillation(self):
+        # copies: moving them to the student's device leaves the teacher as it is
+        modules = [copy.deepcopy(m).to(self.device) for m in self.teacher_._torch_modules()]
+        return dict(
+            teacher=FusedTeacher(modules, getattr(self.teacher_, "fusion", "logits")),
+            temperature=float(self.temperature),
+            soft_weight=float(self.soft_weight),
+        )

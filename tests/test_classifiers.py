@@ -1,0 +1,279 @@
+"""The classifiers: training recipe, ensemble fusion, distillation, persistence."""
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.pipeline import Pipeline
+
+from skasc import (
+    DistilledStudent,
+    DwsCNNClassifier,
+    EnsembleTeacher,
+    FeatureSet,
+    LogMel,
+    RandomCrop,
+    Reassembler,
+    SpecAugment,
+)
+from skasc._training import BatchDrawer, distillation_loss
+from skasc.datasets import load_tau22
+
+
+def _toy(n=60, bands=8, frames=12, seed=0, labels=("bus", "park", "tram")):
+    rng = np.random.default_rng(seed)
+    y = np.array(labels)[np.arange(n) % len(labels)]
+    X = rng.normal(size=(n, bands, frames)).astype(np.float32)
+    for k, lab in enumerate(labels):
+        X[y == lab, 2 * k: 2 * k + 2] += 2.5  # each class lights up its own bands
+    return X, y
+
+
+def _net(**kw):
+    params = dict(hidden=6, max_epochs=8, batch_size=16, random_state=0)
+    params.update(kw)
+    return DwsCNNClassifier(**params)
+
+
+def test_learns_string_and_integer_labels():
+    X, y = _toy()
+    clf = _net().fit(X, y)
+    assert list(clf.classes_) == ["bus", "park", "tram"]
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    assert clf.score(X, y) > 0.9
+    yi = np.searchsorted(clf.classes_, y) + 10
+    clf_int = _net().fit(X, yi)
+    assert set(clf_int.predict(X)) <= {10, 11, 12}
+    assert clf_int.input_shape_ == (1, 8, 12) and clf_int.n_features_in_ == 96
+
+
+def test_paper_recipe_defaults_and_decaying_lr():
+    clf = DwsCNNClassifier()
+    assert (clf.hidden, clf.batch_size, clf.lr, clf.mixup_alpha, clf.max_epochs) == (18, 64, 0.01, 0.5, 200)
+    assert DistilledStudent().max_epochs == 600
+    X, y = _toy()
+    fitted = _net().fit(X, y)
+    lrs = fitted.net_.history[:, "lr"] if "lr" in fitted.net_.history[0] else None
+    opt_lr = fitted.net_.optimizer_.param_groups[0]["lr"]
+    assert isinstance(fitted.net_.optimizer_, torch.optim.Adam)
+    assert opt_lr < 0.01 * 0.1  # cosine decay brings it near zero by the end
+    assert lrs is None or lrs[0] > lrs[-1]
+
+
+def test_same_seed_same_predictions_different_seed_differs():
+    X, y = _toy()
+    a = _net(random_state=3).fit(X, y).predict_proba(X)
+    b = _net(random_state=3).fit(X, y).predict_proba(X)
+    c = _net(random_state=4).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-4
+
+
+def test_mixup_batches_are_convex_combinations():
+    F_ = FeatureSet.from_array(np.arange(4 * 2 * 3, dtype=np.float32).reshape(4, 2, 3))
+    drawer = BatchDrawer(F_, n_classes=3, mixup_alpha=0.5, seed=0)
+    x, target = drawer([(0, 0), (1, 1), (2, 2), (3, 0)])
+    np.testing.assert_allclose(target.sum(1).numpy(), 1, rtol=1e-6)
+    clean = torch.as_tensor(F_.windows())[:, None]
+    # every mixed target is lam * onehot(a) + (1 - lam) * onehot(b), with x mixed by the same lam
+    lam_found = set()
+    for i in range(4):
+        for j in range(4):
+            for lam in np.linspace(0, 1, 10001):
+                if torch.allclose(x[i], lam * clean[i] + (1 - lam) * clean[j], atol=1e-4):
+                    lam_found.add(round(float(lam), 3))
+                    break
+    assert len(lam_found) >= 1
+    drawer.set_epoch(2)
+    x2, _ = drawer([(0, 0), (1, 1), (2, 2), (3, 0)])
+    assert not torch.equal(x, x2)  # a new epoch draws a new mix
+
+
+def test_ensemble_fuses_by_averaging_logits_and_probabilities():
+    X, y = _toy()
+    members = [_net(random_state=s, hidden=4) for s in range(3)]
+    ens = EnsembleTeacher(members).fit(X, y)
+    each = np.stack([m.predict_logits(X) for m in ens.estimators_])
+    np.testing.assert_allclose(ens.predict_logits(X), each.mean(0), atol=1e-5)
+    ens_p = EnsembleTeacher(members, fusion="proba").fit(X, y)
+    probs = np.stack([m.predict_proba(X) for m in ens_p.estimators_]).mean(0)
+    np.testing.assert_allclose(ens_p.predict_proba(X), probs, atol=1e-5)
+    # members are clones: the passed estimators stay unfitted
+    assert not hasattr(members[0], "module_")
+
+
+def test_ensemble_parallel_equals_serial():
+    X, y = _toy()
+    members = [_net(random_state=s, hidden=4, max_epochs=3) for s in range(2)]
+    serial = EnsembleTeacher(members, n_jobs=1).fit(X, y).predict_logits(X)
+    parallel = EnsembleTeacher(members, n_jobs=2).fit(X, y).predict_logits(X)
+    np.testing.assert_allclose(serial, parallel, atol=1e-5)
+
+
+def test_distillation_loss_is_hinton():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    target = F.one_hot(torch.tensor([0, 1, 2, 3, 0]), 4).float()
+    T, w = 2.0, 0.5
+    hard = F.cross_entropy(s, target.argmax(1))
+    p_t = F.softmax(t / T, 1)
+    kl = (p_t * (p_t.log() - F.log_softmax(s / T, 1))).sum(1).mean()
+    expected = (1 - w) * hard + w * T * T * kl
+    torch.testing.assert_close(distillation_loss(s, target, t, T, w), expected)
+
+
+def test_teacher_sees_the_batch_the_student_sees():
+    X, y = _toy()
+    teacher = _net(hidden=8).fit(X, y)
+    F_ = FeatureSet.from_array(X)
+    student = DistilledStudent(teacher, hidden=4, max_epochs=2, batch_size=20, random_state=0)
+    seen = {"student": [], "teacher": []}
+
+    pipe = Pipeline([("crop", RandomCrop()), ("specaug", SpecAugment(2, 2)), ("clf", student)])
+    import skasc._training as tr
+
+    orig_get_loss = tr.SceneNet.get_loss
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        if training and self.teacher is not None:
+            seen["student"].append(X.clone())
+            h = self.teacher.members[0].register_forward_pre_hook(
+                lambda m, inp: seen["teacher"].append(inp[0].clone()))
+            try:
+                return orig_get_loss(self, y_pred, y_true, X, training)
+            finally:
+                h.remove()
+        return orig_get_loss(self, y_pred, y_true, X, training)
+
+    tr.SceneNet.get_loss = get_loss
+    try:
+        pipe.fit(F_, y)
+    finally:
+        tr.SceneNet.get_loss = orig_get_loss
+    assert len(seen["student"]) == len(seen["teacher"]) == 6  # 3 batches x 2 epochs
+    for xs, xt in zip(seen["student"], seen["teacher"]):
+        torch.testing.assert_close(xs, xt)
+    # the batches are augmented (not the clean windows)
+    clean = torch.as_tensor(F_.windows())[:, None]
+    assert not any(torch.equal(xs, clean[: len(xs)]) for xs in seen["student"])
+
+
+def test_fitted_teacher_is_frozen_under_clone_and_grid_search():
+    X, y = _toy()
+    groups = np.arange(len(y)) // 3
+    teacher = _net(hidden=8).fit(X, y)
+    state = {k: v.clone() for k, v in teacher.module_.state_dict().items()}
+    history_len = len(teacher.net_.history)
+    for t in (teacher, FrozenEstimator(teacher)):
+        student = DistilledStudent(t, hidden=4, max_epochs=2, random_state=0)
+        assert clone(student).teacher is t
+        search = GridSearchCV(student, {"hidden": [2, 4]}, cv=GroupKFold(2)).fit(X, y, groups=groups)
+        assert search.best_estimator_.teacher_ is teacher
+    assert len(teacher.net_.history) == history_len  # never refitted
+    for k, v in teacher.module_.state_dict().items():
+        torch.testing.assert_close(v, state[k])
+
+
+def test_unfitted_teacher_is_cloned_and_fitted_first():
+    X, y = _toy()
+    teacher = _net(hidden=8, max_epochs=2)
+    student = DistilledStudent(teacher, hidden=4, max_epochs=2, random_state=0).fit(X, y)
+    assert student.teacher_ is not teacher and hasattr(student.teacher_, "module_")
+    assert not hasattr(teacher, "module_")
+    assert clone(DistilledStudent(teacher)).teacher is not teacher
+
+
+def test_distillation_from_ensemble_moves_student_towards_teacher():
+    X, y = _toy(n=90)
+    teacher = EnsembleTeacher([_net(hidden=8, random_state=s) for s in range(2)]).fit(X, y)
+    t_proba = teacher.predict_proba(X)
+    kd = DistilledStudent(teacher, hidden=4, max_epochs=8, batch_size=16, soft_weight=1.0,
+                          temperature=2.0, random_state=0).fit(X, y)
+    plain = _net(hidden=4, max_epochs=8, random_state=0).fit(X, y)
+
+    def kl(p):
+        return float(np.mean(np.sum(t_proba * (np.log(t_proba + 1e-9) - np.log(p + 1e-9)), 1)))
+
+    assert kl(kd.predict_proba(X)) < kl(plain.predict_proba(X))
+
+
+def test_temperature_and_soft_weight_reach_the_loss():
+    X, y = _toy()
+    teacher = _net(hidden=8, max_epochs=3).fit(X, y)
+    student = DistilledStudent(teacher, hidden=4, max_epochs=1, temperature=3.5, soft_weight=0.25).fit(X, y)
+    assert (student.net_.temperature, student.net_.soft_weight) == (3.5, 0.25)
+    a = DistilledStudent(teacher, hidden=4, max_epochs=2, soft_weight=0.0, random_state=0).fit(X, y)
+    b = DistilledStudent(teacher, hidden=4, max_epochs=2, soft_weight=1.0, random_state=0).fit(X, y)
+    plain = _net(hidden=4, max_epochs=2, batch_size=64, random_state=0).fit(X, y)
+    # soft_weight=0 is plain training on the labels; 1 is pure distillation
+    np.testing.assert_allclose(a.predict_proba(X), plain.predict_proba(X), atol=1e-5)
+    assert np.abs(a.predict_proba(X) - b.predict_proba(X)).max() > 1e-3
+
+
+def test_teacher_with_other_classes_is_rejected():
+    X, y = _toy()
+    teacher = _net(hidden=4, max_epochs=2).fit(X[y != "tram"], y[y != "tram"])
+    with pytest.raises(ValueError, match="teacher was fitted on classes"):
+        DistilledStudent(teacher, hidden=4, max_epochs=1).fit(X, y)
+
+
+def test_pickle_and_joblib_round_trips_give_identical_predictions(tmp_path):
+    X, y = _toy()
+    for est in (_net(), EnsembleTeacher([_net(hidden=4, max_epochs=2, random_state=s) for s in range(2)]),
+                DistilledStudent(_net(hidden=4, max_epochs=2), hidden=4, max_epochs=2, random_state=0)):
+        est.fit(X, y)
+        ref = est.predict_proba(X)
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict_proba(X), ref)
+        joblib.dump(est, tmp_path / "m.joblib")
+        np.testing.assert_array_equal(joblib.load(tmp_path / "m.joblib").predict_proba(X), ref)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(hidden=0), "hidden must be"),
+    (dict(hidden=-3), "hidden must be"),
+    (dict(lr=0), "lr must be"),
+    (dict(batch_size=0), "batch_size must be"),
+    (dict(lr_schedule="step"), "lr_schedule"),
+])
+def test_bad_parameters(bad, match):
+    X, y = _toy()
+    with pytest.raises(ValueError, match=match):
+        _net(**bad).fit(X, y)
+
+
+def test_bad_data():
+    X, y = _toy()
+    clf = _net(max_epochs=1)
+    with pytest.raises(ValueError, match="different lengths"):
+        clf.fit(X, y[:-1])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        clf.fit(X, np.array(["bus"] * len(X)))
+    clf.fit(X, y)
+    with pytest.raises(ValueError, match="expecting 96 features"):
+        clf.predict(X[:, :, :6])
+    with pytest.raises(ValueError, match="not fitted on"):
+        clf.score(X, np.array(["metro"] * len(X)))
+
+
+def test_grid_search_over_hidden_on_audio_pipeline(tau22_root):
+    data = load_tau22(tau22_root, "train")
+    keep = np.isin(data.recording, np.unique(data.recording)[::4][:16])
+    X, y, rec = data.X[keep], data.y[keep], data.recording[keep]
+    pipe = Pipeline([
+        ("reassemble", Reassembler()),
+        ("logmel", LogMel(n_mels=32, n_fft=2048, win_length=1764, hop_length=1764)),
+        ("crop", RandomCrop()),
+        ("specaug", SpecAugment(4, 3)),
+        ("clf", DwsCNNClassifier(max_epochs=2, random_state=0)),
+    ])
+    search = GridSearchCV(pipe, {"clf__hidden": [4, 8]}, cv=GroupKFold(2)).fit(X, y, groups=rec)
+    assert search.best_params_["clf__hidden"] in (4, 8)
+    assert len(search.cv_results_["mean_test_score"]) == 2
+    assert search.best_estimator_[-1].input_shape_ == (1, 32, 26)
