@@ -275,7 +275,7 @@ def _batched_logits(fn, features, device, modules, batch_size):
     with torch.inference_mode():
         for start in range(0, len(features), batch_size):
             rows = np.arange(start, min(start + batch_size, len(features)))
-            x = as_tensor_windows(features.windows(rows)).to(device)
+            x = as_tensor_windows(features.windows(rows)).to(device, memory_format=torch.channels_last)
             out.append(fn(x).float().cpu())
     if not out:
         return np.zeros((0, 0), np.float32)

@@ -1,0 +1,252 @@
+"""The paper end to end: features, four teachers, fused ensemble, distilled
+student and the same student without distillation, evaluated as Table 2.
+
+Used by ``skasc reproduce`` (see :mod:`skasc.cli`).  Every trained model is
+saved in ``out_dir/models`` under a name that encodes its configuration, so
+an interrupted run started again with the same arguments loads what is
+already trained and continues with the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+
+from .classifiers import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
+from .complexity import complexity_report
+from .datasets import load_tau22, make_tau22
+from .metrics import device_report, format_device_report
+from .preprocessing import LogMel, RandomCrop, Reassembler, SpecAugment
+
+__all__ = ["Schedule", "PAPER", "DEMO", "reproduce"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Everything a run trains with."""
+
+    name: str
+    logmel: dict = field(default_factory=dict)
+    spec_augment: dict = field(default_factory=dict)
+    teacher_hidden: int = 256
+    n_teachers: int = 4
+    teacher_epochs: int = 200
+    student_hidden: int = 18
+    student_epochs: int = 600
+    batch_size: int = 64
+    lr: float = 0.01
+    temperature: float = 2.0
+    soft_weight: float = 0.5
+
+    def key(self, *extra, fields=None):
+        """Short digest of the named fields (all by default) and ``extra``."""
+        d = asdict(self)
+        d = {k: d[k] for k in (fields or d) if k != "name"}
+        text = json.dumps([d, extra], sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+#: The paper's schedule: 256x51 log-mel, four hidden=256 teachers 200 epochs,
+#: hidden=18 student 600 epochs, Adam lr 0.01, batch 64.
+PAPER = Schedule("paper")
+
+#: Scaled down to finish in minutes on a 2-core CPU: 64x26 log-mel (40-ms
+#: hop), narrower teachers, few epochs.  The method is the paper's; only the
+#: sizes and epoch counts are smaller.
+DEMO = Schedule(
+    "demo",
+    logmel=dict(n_mels=64, n_fft=2048, win_length=1764, hop_length=1764),
+    spec_augment=dict(freq_mask_width=4, time_mask_width=3),
+    teacher_hidden=48,
+    n_teachers=4,
+    teacher_epochs=12,
+    student_epochs=20,
+)
+
+
+def _log(verbose, *msg):
+    if verbose:
+        print(*msg, flush=True)
+
+
+def _front_end(schedule, memory):
+    return [
+        ("reassemble", Reassembler()),
+        ("logmel", LogMel(memory=memory, **schedule.logmel)),
+        ("crop", RandomCrop()),
+        ("specaug", SpecAugment(**schedule.spec_augment)),
+    ]
+
+
+def _train_or_load(path, make, features, y, verbose, label):
+    if path.exists():
+        _log(verbose, f"[skasc] {label}: loading {path} (already trained)")
+        return joblib.load(path)
+    _log(verbose, f"[skasc] {label}: training")
+    t0 = time.perf_counter()
+    model = make().fit(features, y)
+    joblib.dump(model, path.with_suffix(".tmp"))
+    os.replace(path.with_suffix(".tmp"), path)  # never leave a half-written model
+    _log(verbose, f"[skasc] {label}: done in {time.perf_counter() - t0:.0f} s -> {path}")
+    return model
+
+
+def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="cpu",
+              random_state=0, n_jobs=None, verbose=1):
+    """Run the paper's recipe and write its Table 2 and per-device results.
+
+    Parameters
+    ----------
+    data_root : path or None
+        A TAU Urban Acoustic Scenes 2022 Mobile development folder.  None:
+        generate the built-in replica (in ``out_dir/tau22-replica``).
+    out_dir : path, default="skasc-output"
+        Where models, feature cache and results go.
+    schedule : Schedule or None
+        None: :data:`PAPER` for real data, :data:`DEMO` for the replica.
+    device : str, default="cpu"
+    random_state : int, default=0
+        Teachers use seeds ``random_state + k``; both students use
+        ``random_state``.
+    n_jobs : int or None
+        Feature extraction workers.
+    verbose : int, default=1
+
+    Returns
+    -------
+    results : dict
+        What is written to ``results.json``.
+    """
+    out = Path(out_dir)
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    if data_root is None:
+        root = make_tau22(out / "tau22-replica", random_state=random_state)
+        schedule = schedule or DEMO
+        _log(verbose, f"[skasc] built-in generated TAU22 replica at {root}; "
+                      f"schedule '{schedule.name}' (scaled down from the paper's to run in minutes "
+                      "on a CPU; pass --data-root for the real data and the paper's schedule)")
+    else:
+        root = Path(data_root)
+        schedule = schedule or PAPER
+        _log(verbose, f"[skasc] TAU22 at {root}; schedule '{schedule.name}'")
+    train, test = load_tau22(root, "train"), load_tau22(root, "evaluate")
+    _log(verbose, f"[skasc] {len(train.X)} training clips, {len(test.X)} evaluation clips")
+
+    steps = _front_end(schedule, str(out / "feature-cache"))
+    front = Pipeline(steps)
+    _log(verbose, "[skasc] log-mel features (cached per recording)")
+    front.set_params(logmel__verbose=verbose, logmel__n_jobs=n_jobs)
+    features = front.fit_transform(train.X)
+    test_features = front.transform(test.X)
+    # a teacher's file name depends only on what trains it, so changing the
+    # student's schedule reuses the teachers already in out_dir
+    teacher_key = schedule.key(str(root), random_state, fields=[
+        "logmel", "spec_augment", "teacher_hidden", "teacher_epochs", "batch_size", "lr"])
+    key = schedule.key(str(root), random_state)
+    common = dict(batch_size=schedule.batch_size, lr=schedule.lr, device=device,
+                  verbose=max(0, verbose - 1))
+
+    teachers = []
+    for k in range(schedule.n_teachers):
+        teachers.append(_train_or_load(
+            out / "models" / f"teacher{k + 1}-{teacher_key}.joblib",
+            lambda k=k: DwsCNNClassifier(hidden=schedule.teacher_hidden, max_epochs=schedule.teacher_epochs,
+                                         random_state=random_state + k, **common),
+            features, train.y, verbose, f"teacher {k + 1}/{schedule.n_teachers}"))
+    # already-trained members: FrozenEstimator makes the ensemble's fit a no-op for them
+    ensemble = EnsembleTeacher([FrozenEstimator(t) for t in teachers]).fit(features, train.y)
+    student = _train_or_load(
+        out / "models" / f"student-kd-{key}.joblib",
+        lambda: DistilledStudent(ensemble, hidden=schedule.student_hidden, max_epochs=schedule.student_epochs,
+                                 temperature=schedule.temperature, soft_weight=schedule.soft_weight,
+                                 random_state=random_state, **common),
+        features, train.y, verbose, "student with KD")
+    plain = _train_or_load(
+        out / "models" / f"student-plain-{key}.joblib",
+        lambda: DwsCNNClassifier(hidden=schedule.student_hidden, max_epochs=schedule.student_epochs,
+                                 random_state=random_state, **common),
+        features, train.y, verbose, "student without KD")
+
+    models = [(f"Teacher{k + 1}", t) for k, t in enumerate(teachers)]
+    models += [("Teacher ensemble", ensemble), ("Student w/o KD", plain), ("Student (KD)", student)]
+    rows, reports = [], {}
+    for name, model in models:
+        proba = model.predict_proba(test_features)
+        pred = model.classes_[np.argmax(proba, axis=1)]
+        rep = device_report(test.y, pred, test.device, proba=proba, labels=model.classes_)
+        cx = complexity_report(model)
+        reports[name] = rep
+        rows.append(dict(model=name, params=cx.total_params, macs=cx.total_macs,
+                         accuracy=rep["overall"]["accuracy"], log_loss=rep["overall"]["log_loss"]))
+        if name == "Student (KD)":
+            kd_pred = pred
+    table = _table2(rows)
+    _log(verbose, "\n" + table)
+    for name in ("Student w/o KD", "Student (KD)"):
+        _log(verbose, f"\n{name}: per device and class\n" + format_device_report(reports[name]))
+
+    results = dict(schedule=asdict(schedule), data_root=str(root), device=device,
+                   table2=rows, reports=reports, chance=1.0 / len(student.classes_))
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "table2.md").write_text(_table2(rows, markdown=True) + "\n")
+    _plots(out, test.y, kd_pred, student.classes_, reports)
+    _log(verbose, f"\n[skasc] wrote {out / 'results.json'}, table2.md, confusion_matrix.png, device_accuracy.png")
+    return results
+
+
+def _table2(rows, markdown=False):
+    header = ["Model", "Parameters", "MACs", "Accuracy", "Log-loss"]
+    body = [[r["model"], f"{r['params']:,}", f"{r['macs'] / 1e6:,.1f} M",
+             f"{100 * r['accuracy']:.1f} %", f"{r['log_loss']:.3f}"] for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(b) + " |" for b in body])
+    widths = [max(len(x) for x in col) for col in zip(header, *body)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(b) for b in body])
+
+
+def _plots(out, y_true, y_pred, classes, reports):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, ax = plt.subplots(figsize=(8, 7))
+    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=classes, normalize="true",
+                                            values_format=".2f", ax=ax, colorbar=False,
+                                            xticks_rotation=60)
+    ax.set_title("Student (KD): confusion matrix on fold1_evaluate (row-normalised)")
+    fig.tight_layout()
+    fig.savefig(out / "confusion_matrix.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    names = ["Student w/o KD", "Student (KD)", "Teacher ensemble"]
+    devices = list(reports["Student (KD)"]["devices"])
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        acc = [100 * reports[name]["devices"][d]["accuracy"] for d in devices]
+        ax.bar(np.arange(len(devices)) + i * width, acc, width, label=name)
+    ax.set_xticks(np.arange(len(devices)) + width, devices)
+    ax.set_ylabel("class-wise accuracy (%)")
+    ax.set_title("Accuracy per device (s4-s6 unseen in training)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "device_accuracy.png", dpi=100)
+    plt.close(fig)
+
+
+def replace_schedule(schedule, **changes):
+    """A copy of ``schedule`` with some fields changed (for the CLI's options)."""
+    return replace(schedule, **{k: v for k, v in changes.items() if v is not None})
