@@ -77,6 +77,28 @@ class EpochSeed(Callback):
         self.generator.manual_seed(int(np.random.default_rng([self.drawer.seed, epoch, 2**20]).integers(2**62)))
 
 
+class CosineLR(Callback):
+    """Cosine decay from ``lr`` at the first epoch towards 0 after ``max_epochs``.
+
+    The rate is a closed-form function of the epoch number, set at the start
+    of every epoch, so a run resumed from a checkpoint continues on exactly
+    the same schedule (no scheduler state to restore).
+    """
+
+    def __init__(self, lr, max_epochs):
+        self.lr = lr
+        self.max_epochs = max_epochs
+
+    def lr_at(self, epoch):
+        return self.lr * 0.5 * (1.0 + np.cos(np.pi * (epoch - 1) / self.max_epochs))
+
+    def on_epoch_begin(self, net, **kwargs):
+        lr = float(self.lr_at(len(net.history)))
+        for group in net.optimizer_.param_groups:
+            group["lr"] = lr
+        net.history.record("lr", lr)
+
+
 def soft_cross_entropy(logits, target):
     """Cross-entropy against probability targets (mixed one-hot labels)."""
     return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()

@@ -4,7 +4,9 @@ the distilled student, with the scikit-learn classifier API."""
 from __future__ import annotations
 
 import copy
+import json
 import numbers
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,11 +18,11 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
-from skorch.callbacks import LRScheduler, PrintLog, ProgressBar
+from skorch.callbacks import Checkpoint, ProgressBar
 from skorch.dataset import Dataset
 
 from ._featureset import as_tensor_windows
-from ._training import BatchDrawer, EpochSeed, FusedTeacher, SceneNet
+from ._training import BatchDrawer, CosineLR, EpochSeed, FusedTeacher, SceneNet
 from .nn import DwsCNN
 from .preprocessing import as_feature_set
 
@@ -117,7 +119,15 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     device : str, default="cpu"
         Torch device, e.g. "cuda".
     callbacks : list of skorch callbacks, default=None
-        Extra callbacks (e.g. ``skorch.callbacks.Checkpoint``).
+        Extra skorch callbacks, as ``(name, callback)`` pairs or callbacks.
+    checkpoint_dir : str or path, default=None
+        If set, the network, optimizer and history are saved there after
+        every epoch (skorch's ``Checkpoint``), and a ``fit`` that finds a
+        checkpoint there resumes from it and trains only the remaining
+        epochs.  With an integer ``random_state`` the resumed run ends with
+        exactly the weights of an uninterrupted one (crops, masks, mixup and
+        batch order are seeded per epoch, the learning rate is a function of
+        the epoch).
     random_state : int, RandomState or None, default=None
         Seeds weight initialisation, batch order, crops, masks and mixup.
         The same integer gives the same predictions on CPU.
@@ -151,7 +161,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     def __init__(
         self, hidden=18, *, linear_hidden=100, max_epochs=200, batch_size=64, lr=0.01,
         lr_schedule="cosine", weight_decay=0.0, mixup_alpha=0.5, device="cpu",
-        callbacks=None, random_state=None, verbose=0,
+        callbacks=None, checkpoint_dir=None, random_state=None, verbose=0,
     ):
         self.hidden = hidden
         self.linear_hidden = linear_hidden
@@ -163,6 +173,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         self.mixup_alpha = mixup_alpha
         self.device = device
         self.callbacks = callbacks
+        self.checkpoint_dir = checkpoint_dir
         self.random_state = random_state
         self.verbose = verbose
 
@@ -206,20 +217,56 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         self.n_features_in_ = features.shape[1]
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         distillation = self._distillation()
+        rows = np.arange(len(features))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.net_ = self._build_net(features, len(self.classes_), seed, distillation)
-            self.net_.fit(np.arange(len(features)), y_enc)
+            done = self._resume_from_checkpoint(y_enc)
+            if done < self.max_epochs:
+                self.net_.partial_fit(rows, y_enc, epochs=self.max_epochs - done)
         self.module_ = self.net_.module_.eval()
         return self
+
+    def _checkpoint_signature(self, y_enc):
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in ("callbacks", "verbose", "checkpoint_dir", "teacher", "device")}
+        return json.dumps(dict(estimator=type(self).__name__, params=params, n_rows=len(y_enc),
+                               classes=[str(c) for c in self.classes_],
+                               input_shape=list(self.input_shape_)), sort_keys=True, default=repr)
+
+    def _resume_from_checkpoint(self, y_enc):
+        """Load the checkpoint in checkpoint_dir, if any; return epochs done."""
+        self.net_.initialize()
+        if self.checkpoint_dir is None:
+            return 0
+        folder = Path(self.checkpoint_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        signature = self._checkpoint_signature(y_enc)
+        sig_file = folder / "skasc_checkpoint.json"
+        if not (folder / "history.json").exists():
+            sig_file.write_text(signature)
+            return 0
+        if not sig_file.exists() or sig_file.read_text() != signature:
+            raise ValueError(
+                f"checkpoint_dir {str(folder)!r} holds a checkpoint of another model or data "
+                "(different parameters, classes, input shape or number of rows); use a new "
+                "folder or delete it to start afresh"
+            )
+        self.net_.load_params(f_params=folder / "params.pt", f_optimizer=folder / "optimizer.pt",
+                              f_history=folder / "history.json")
+        return len(self.net_.history)
 
     def _build_net(self, features, n_classes, seed, distillation):
         drawer = BatchDrawer(features, n_classes, self.mixup_alpha, seed)
         generator = torch.Generator()
         callbacks = [("epoch_seed", EpochSeed(drawer, generator))]
         if self.lr_schedule == "cosine":
-            callbacks.append(("lr_scheduler", LRScheduler(
-                policy="CosineAnnealingLR", T_max=self.max_epochs)))
+            callbacks.append(("cosine_lr", CosineLR(self.lr, self.max_epochs)))
+        if self.checkpoint_dir is not None:
+            callbacks.append(("checkpoint", Checkpoint(
+                monitor=None, dirname=str(self.checkpoint_dir), f_params="params.pt",
+                f_optimizer="optimizer.pt", f_criterion=None, f_history="history.json",
+                f_pickle=None, load_best=False)))
         if self.verbose >= 2:
             callbacks.append(("progress", ProgressBar()))
         callbacks += list(self.callbacks or [])
@@ -412,7 +459,7 @@ class DistilledStudent(DwsCNNClassifier):
     max_epochs : int, default=600
         The paper trains the student 600 epochs.
     hidden, linear_hidden, batch_size, lr, lr_schedule, weight_decay, mixup_alpha,
-    device, callbacks, random_state, verbose
+    device, callbacks, checkpoint_dir, random_state, verbose
         As in :class:`DwsCNNClassifier`.
 
     Attributes
@@ -439,13 +486,13 @@ class DistilledStudent(DwsCNNClassifier):
         self, teacher=None, *, hidden=18, temperature=2.0, soft_weight=0.5,
         linear_hidden=100, max_epochs=600, batch_size=64, lr=0.01, lr_schedule="cosine",
         weight_decay=0.0, mixup_alpha=0.5, device="cpu", callbacks=None,
-        random_state=None, verbose=0,
+        checkpoint_dir=None, random_state=None, verbose=0,
     ):
         super().__init__(
             hidden=hidden, linear_hidden=linear_hidden, max_epochs=max_epochs,
             batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay,
             mixup_alpha=mixup_alpha, device=device, callbacks=callbacks,
-            random_state=random_state, verbose=verbose,
+            checkpoint_dir=checkpoint_dir, random_state=random_state, verbose=verbose,
         )
         self.teacher = teacher
         self.temperature = temperature
