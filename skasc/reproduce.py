@@ -2,9 +2,11 @@
 student and the same student without distillation, evaluated as Table 2.
 
 Used by ``skasc reproduce`` (see :mod:`skasc.cli`).  Every trained model is
-saved in ``out_dir/models`` under a name that encodes its configuration, so
+saved in ``out_dir/models`` under a name that encodes its configuration, and
+every model in training checkpoints each epoch to ``out_dir/checkpoints``, so
 an interrupted run started again with the same arguments loads what is
-already trained and continues with the rest.
+already trained, resumes the model it was training at its last finished
+epoch, and continues with the rest.
 """
 
 from __future__ import annotations
@@ -160,7 +162,9 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
         teachers.append(_train_or_load(
             out / "models" / f"teacher{k + 1}-{teacher_key}.joblib",
             lambda k=k: DwsCNNClassifier(hidden=schedule.teacher_hidden, max_epochs=schedule.teacher_epochs,
-                                         random_state=random_state + k, **common),
+                                         random_state=random_state + k,
+                                         checkpoint_dir=out / "checkpoints" / f"teacher{k + 1}-{teacher_key}",
+                                         **common),
             features, train.y, verbose, f"teacher {k + 1}/{schedule.n_teachers}"))
     # already-trained members: FrozenEstimator makes the ensemble's fit a no-op for them
     ensemble = EnsembleTeacher([FrozenEstimator(t) for t in teachers]).fit(features, train.y)
@@ -168,12 +172,14 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
         out / "models" / f"student-kd-{key}.joblib",
         lambda: DistilledStudent(ensemble, hidden=schedule.student_hidden, max_epochs=schedule.student_epochs,
                                  temperature=schedule.temperature, soft_weight=schedule.soft_weight,
-                                 random_state=random_state, **common),
+                                 random_state=random_state,
+                                 checkpoint_dir=out / "checkpoints" / f"student-kd-{key}", **common),
         features, train.y, verbose, "student with KD")
     plain = _train_or_load(
         out / "models" / f"student-plain-{key}.joblib",
         lambda: DwsCNNClassifier(hidden=schedule.student_hidden, max_epochs=schedule.student_epochs,
-                                 random_state=random_state, **common),
+                                 random_state=random_state,
+                                 checkpoint_dir=out / "checkpoints" / f"student-plain-{key}", **common),
         features, train.y, verbose, "student without KD")
 
     models = [(f"Teacher{k + 1}", t) for k, t in enumerate(teachers)]
