@@ -368,8 +368,8 @@ class LogMel(TransformerMixin, BaseEstimator):
             return [compute(audio.recordings[r], key(audio.recordings[r]), params) for r in rec_ids]
 
         used = np.unique(audio.row_recording)
-        n_chunks = max(1, min(len(used), 4 * (1 if self.n_jobs in (None, 1) else os.cpu_count() or 1)))
-        chunks = [c for c in np.array_split(used, n_chunks) if len(c)]
+        # chunks of <= 32 recordings: fine-grained progress, little dispatch overhead
+        chunks = [c for c in np.array_split(used, max(1, -(-len(used) // 32))) if len(c)]
         if self.verbose:
             from tqdm.auto import tqdm
 

@@ -77,22 +77,29 @@ def test_same_seed_same_predictions_different_seed_differs():
 
 
 def test_mixup_batches_are_convex_combinations():
-    F_ = FeatureSet.from_array(np.arange(4 * 2 * 3, dtype=np.float32).reshape(4, 2, 3))
+    # rows in general position, so a mix identifies its two rows
+    F_ = FeatureSet.from_array(np.random.default_rng(0).normal(size=(4, 2, 3)).astype(np.float32))
     drawer = BatchDrawer(F_, n_classes=3, mixup_alpha=0.5, seed=0)
-    x, target = drawer([(0, 0), (1, 1), (2, 2), (3, 0)])
+    labels = [0, 1, 2, 0]
+    x, target = drawer(list(zip(range(4), labels)))
     np.testing.assert_allclose(target.sum(1).numpy(), 1, rtol=1e-6)
     clean = torch.as_tensor(F_.windows())[:, None]
-    # every mixed target is lam * onehot(a) + (1 - lam) * onehot(b), with x mixed by the same lam
-    lam_found = set()
+    onehot = F.one_hot(torch.tensor(labels), 3).float()
+    # one lam per batch: row i mixes itself with a partner j, inputs and labels alike
+    lam = None
     for i in range(4):
         for j in range(4):
-            for lam in np.linspace(0, 1, 10001):
-                if torch.allclose(x[i], lam * clean[i] + (1 - lam) * clean[j], atol=1e-4):
-                    lam_found.add(round(float(lam), 3))
-                    break
-    assert len(lam_found) >= 1
+            if i == j:
+                continue
+            denom = clean[i] - clean[j]
+            cand = float(((x[i] - clean[j]) / denom).flatten()[0])
+            if torch.allclose(x[i], cand * clean[i] + (1 - cand) * clean[j], atol=1e-4):
+                torch.testing.assert_close(target[i], cand * onehot[i] + (1 - cand) * onehot[j])
+                assert lam is None or abs(lam - cand) < 1e-4
+                lam = cand
+    assert lam is not None and 0 < lam < 1
     drawer.set_epoch(2)
-    x2, _ = drawer([(0, 0), (1, 1), (2, 2), (3, 0)])
+    x2, _ = drawer(list(zip(range(4), labels)))
     assert not torch.equal(x, x2)  # a new epoch draws a new mix
 
 
