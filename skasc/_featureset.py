@@ -141,9 +141,12 @@ class CropAugmentation:
 
 @dataclasses.dataclass(frozen=True)
 class MaskAugmentation:
-    """SpecAugment masks: ``n_freq`` frequency and ``n_time`` time masks,
-    each of a width drawn uniformly from ``0 .. max_width`` (inclusive),
-    set to ``value``."""
+    """SpecAugment masks to draw at training time.
+
+    ``n_freq`` frequency masks and ``n_time`` time masks, each of a width
+    drawn uniformly from 0 to ``freq_width`` / ``time_width`` (inclusive),
+    set to ``value``.
+    """
 
     freq_width: int = 10
     time_width: int = 10

@@ -202,6 +202,7 @@ def load_tau22(root, subset="train", fold=1, *, return_audio=False, check_audio=
         device : ndarray of str
             Recording device (``source_label``): a, b, c, s1..s6.
         city : ndarray of str
+            City of the recording.
         identifier : ndarray of str
             Recording location, ``"<city>-<location id>"``. Use it as the
             group for location-wise cross-validation.
