@@ -24,8 +24,6 @@ once per batch with a generator seeded from ``random_state`` and the epoch.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
-
 import numpy as np
 import torch
 
@@ -306,12 +304,45 @@ class FeatureSet:
         """
         rows = np.asarray(rows)
         x = self.windows(rows, self.draw_starts(rows, rng))
-        masks = [a for a in self.augmentations if isinstance(a, MaskAugmentation)]
-        if masks:
+        plan = self.draw_mask_plan(len(rows), rng)
+        if plan:
             x = x.copy()
-            for aug in masks:
-                apply_masks(x, aug, rng)
+            for axis, start, width, value in plan:
+                _mask_numpy(x, axis, start, width, value)
         return x
+
+    def draw_tensor(self, rows, rng, store):
+        """:meth:`draw` on a torch copy of the store, wherever it lives.
+
+        ``store`` is ``torch.as_tensor(self.store)``, possibly on a GPU: the
+        batch is gathered and masked on that device, so training data stays
+        there between epochs.  Draws the same numbers from ``rng`` as
+        :meth:`draw` and returns the same values, as a tensor of shape
+        (n, bands, width).
+        """
+        rows = np.asarray(rows)
+        starts = torch.as_tensor(self.draw_starts(rows, rng), device=store.device)
+        frames = starts[:, None] + torch.arange(self.width, device=store.device)
+        x = store[frames].transpose(1, 2)
+        plan = self.draw_mask_plan(len(rows), rng)
+        if plan:
+            x = x.clone()
+            for axis, start, width, value in plan:
+                size = x.shape[axis]
+                idx = torch.arange(size, device=store.device)
+                lo = torch.as_tensor(start, device=store.device)[:, None]
+                hi = lo + torch.as_tensor(width, device=store.device)[:, None]
+                m = (idx >= lo) & (idx < hi)
+                x = x.masked_fill(m[:, :, None] if axis == 1 else m[:, None, :], value)
+        return x
+
+    def draw_mask_plan(self, n, rng):
+        """The SpecAugment masks for ``n`` rows: (axis, start, width, value) each."""
+        plan = []
+        for aug in self.augmentations:
+            if isinstance(aug, MaskAugmentation):
+                plan += _mask_plan(aug, n, self.n_bands, self.width, rng)
+        return plan
 
 
 def _mask_ranges(n, size, max_width, rng):
@@ -321,48 +352,37 @@ def _mask_ranges(n, size, max_width, rng):
     return start, width
 
 
+def _mask_plan(aug, n, bands, frames, rng):
+    plan = []
+    for _ in range(aug.n_freq):
+        plan.append((1, *_mask_ranges(n, bands, aug.freq_width, rng), aug.value))
+    for _ in range(aug.n_time):
+        plan.append((2, *_mask_ranges(n, frames, aug.time_width, rng), aug.value))
+    return plan
+
+
+def _mask_numpy(x, axis, start, width, value):
+    idx = np.arange(x.shape[axis])
+    m = (idx >= start[:, None]) & (idx < (start + width)[:, None])
+    m = m[:, :, None] if axis == 1 else m[:, None, :]
+    x[np.broadcast_to(m, x.shape)] = value
+
+
 def apply_masks(x, aug, rng):
-    """Zero (set to ``aug.value``) random bands and frames of ``x`` in place.
+    """Set random bands and frames of ``x`` to ``aug.value``, in place.
 
     ``x`` has shape (n, bands, frames).  Returns the drawn (start, width)
-    pairs, ``freq`` and ``time``, each of shape (n, n_masks), for tests.
+    pairs, ``freq`` and ``time``, each a list with one (start, width) pair
+    of arrays per mask.
     """
     n, bands, frames = x.shape
     drawn = {"freq": [], "time": []}
-    for _ in range(aug.n_freq):
-        start, width = _mask_ranges(n, bands, aug.freq_width, rng)
-        idx = np.arange(bands)
-        m = (idx >= start[:, None]) & (idx < (start + width)[:, None])
-        x[np.broadcast_to(m[:, :, None], x.shape)] = aug.value
-        drawn["freq"].append((start, width))
-    for _ in range(aug.n_time):
-        start, width = _mask_ranges(n, frames, aug.time_width, rng)
-        idx = np.arange(frames)
-        m = (idx >= start[:, None]) & (idx < (start + width)[:, None])
-        x[np.broadcast_to(m[:, None, :], x.shape)] = aug.value
-        drawn["time"].append((start, width))
+    for axis, start, width, value in _mask_plan(aug, n, bands, frames, rng):
+        _mask_numpy(x, axis, start, width, value)
+        drawn["freq" if axis == 1 else "time"].append((start, width))
     return drawn
 
 
 def as_tensor_windows(x):
     """float32 tensor of shape (n, 1, bands, frames) from (n, bands, frames)."""
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)
-
-
-def concat_feature_sets(parts: Sequence[FeatureSet]) -> FeatureSet:
-    """Stack FeatureSets row-wise (stores concatenated, offsets shifted)."""
-    parts = list(parts)
-    if not parts:
-        raise ValueError("nothing to concatenate")
-    offsets = np.cumsum([0] + [len(p.store) for p in parts[:-1]])
-    widths = {p.width for p in parts}
-    if len(widths) != 1:
-        raise ValueError(f"feature sets have different widths {sorted(widths)}")
-    return FeatureSet(
-        np.concatenate([p.store for p in parts]),
-        np.concatenate([p.rec_start + o for p, o in zip(parts, offsets)]),
-        np.concatenate([p.rec_stop + o for p, o in zip(parts, offsets)]),
-        np.concatenate([p.row_start + o for p, o in zip(parts, offsets)]),
-        widths.pop(),
-        parts[0].augmentations,
-    )

@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 
-from ._featureset import as_tensor_windows
 
 
 class BatchDrawer:
@@ -33,13 +32,21 @@ class BatchDrawer:
     seed : int
     """
 
-    def __init__(self, features, n_classes, mixup_alpha, seed):
+    def __init__(self, features, n_classes, mixup_alpha, seed, device="cpu"):
         self.features = features
         self.n_classes = n_classes
         self.mixup_alpha = mixup_alpha
         self.seed = int(seed)
+        self.device = device
+        # on CPU this shares the FeatureSet's memory; on a GPU the features
+        # are copied there once and every batch is drawn on the device
+        self.store = torch.as_tensor(features.store).to(device)
         self.epoch = 0
         self._batch = 0
+
+    def release(self):
+        """Drop the training data (kept out of pickles of the fitted model)."""
+        self.features = self.store = None
 
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
@@ -52,13 +59,14 @@ class BatchDrawer:
 
     def __call__(self, items):
         rows = np.fromiter((int(i) for i, _ in items), dtype=np.int64, count=len(items))
-        labels = torch.as_tensor(np.fromiter((int(t) for _, t in items), np.int64, len(items)))
+        labels = torch.as_tensor(np.fromiter((int(t) for _, t in items), np.int64, len(items)),
+                                 device=self.store.device)
         rng = self.rng()
-        x = as_tensor_windows(self.features.draw(rows, rng))
+        x = self.features.draw_tensor(rows, rng, self.store).unsqueeze(1)
         target = F.one_hot(labels, self.n_classes).to(torch.float32)
         if self.mixup_alpha:
             lam = float(rng.beta(self.mixup_alpha, self.mixup_alpha))
-            perm = torch.as_tensor(rng.permutation(len(rows)))
+            perm = torch.as_tensor(rng.permutation(len(rows)), device=x.device)
             x = lam * x + (1.0 - lam) * x[perm]
             target = lam * target + (1.0 - lam) * target[perm]
         return x.contiguous(memory_format=torch.channels_last), target

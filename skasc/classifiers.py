@@ -224,6 +224,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
             done = self._resume_from_checkpoint(y_enc)
             if done < self.max_epochs:
                 self.net_.partial_fit(rows, y_enc, epochs=self.max_epochs - done)
+        self.net_.iterator_train__collate_fn.release()
         self.module_ = self.net_.module_.eval()
         return self
 
@@ -257,7 +258,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         return len(self.net_.history)
 
     def _build_net(self, features, n_classes, seed, distillation):
-        drawer = BatchDrawer(features, n_classes, self.mixup_alpha, seed)
+        drawer = BatchDrawer(features, n_classes, self.mixup_alpha, seed, device=self.device)
         generator = torch.Generator()
         callbacks = [("epoch_seed", EpochSeed(drawer, generator))]
         if self.lr_schedule == "cosine":

@@ -284,3 +284,9 @@ def test_grid_search_over_hidden_on_audio_pipeline(tau22_root):
     assert search.best_params_["clf__hidden"] in (4, 8)
     assert len(search.cv_results_["mean_test_score"]) == 2
     assert search.best_estimator_[-1].input_shape_ == (1, 32, 26)
+
+
+def test_fitted_model_does_not_carry_its_training_data():
+    X, y = _toy(n=3000)
+    clf = _net(max_epochs=1, batch_size=256).fit(X, y)
+    assert len(pickle.dumps(clf)) < X.nbytes / 4  # weights and optimizer state, no data

@@ -265,3 +265,16 @@ def test_grid_search_tunes_augmentation_params_with_groups(train):
                           cv=GroupKFold(2)).fit(X, y, groups=rec)
     assert set(search.best_params_) == {"crop__p", "specaug__freq_mask_width"}
     assert search.predict(X[:5]).shape == (5,)
+
+
+def test_torch_draw_equals_numpy_draw():
+    # the classifier draws batches with torch (on the training device); the
+    # numpy view is the public one: both must give the same numbers
+    F = _encoded_features()
+    F = SpecAugment(5, 4, n_freq_masks=2).fit_transform(RandomCrop(step=3, p=0.7).fit_transform(F))
+    store = torch.as_tensor(F.store)
+    for seed in range(5):
+        rows = np.random.default_rng(seed).permutation(6)[:4]
+        a = F.draw(rows, np.random.default_rng([seed, 1]))
+        b = F.draw_tensor(rows, np.random.default_rng([seed, 1]), store).numpy()
+        np.testing.assert_array_equal(a, b)
