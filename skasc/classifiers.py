@@ -116,6 +116,12 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     weight_decay : float, default=0.0
     mixup_alpha : float, default=0.5
         Mixup's Beta parameter; 0 disables mixup.
+    standardize : bool, default=True
+        Standardise each input band with the mean and standard deviation of
+        the training features (stored as buffers of the network: no extra
+        parameters or MACs).  The paper does not say how its inputs were
+        scaled; without this, raw log-mel values (around -20 dB, spread
+        ~15 dB) make wide networks diverge at the paper's lr of 0.01.
     device : str, default="cpu"
         Torch device, e.g. "cuda".
     callbacks : list of skorch callbacks, default=None
@@ -160,8 +166,8 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
 
     def __init__(
         self, hidden=18, *, linear_hidden=100, max_epochs=200, batch_size=64, lr=0.01,
-        lr_schedule="cosine", weight_decay=0.0, mixup_alpha=0.5, device="cpu",
-        callbacks=None, checkpoint_dir=None, random_state=None, verbose=0,
+        lr_schedule="cosine", weight_decay=0.0, mixup_alpha=0.5, standardize=True,
+        device="cpu", callbacks=None, checkpoint_dir=None, random_state=None, verbose=0,
     ):
         self.hidden = hidden
         self.linear_hidden = linear_hidden
@@ -171,6 +177,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         self.lr_schedule = lr_schedule
         self.weight_decay = weight_decay
         self.mixup_alpha = mixup_alpha
+        self.standardize = standardize
         self.device = device
         self.callbacks = callbacks
         self.checkpoint_dir = checkpoint_dir
@@ -238,6 +245,11 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     def _resume_from_checkpoint(self, y_enc):
         """Load the checkpoint in checkpoint_dir, if any; return epochs done."""
         self.net_.initialize()
+        if self.standardize:
+            features = self.net_.iterator_train__collate_fn.features
+            frames = features.store[np.unique(np.concatenate(
+                [np.arange(a, b) for a, b in set(zip(features.rec_start.tolist(), features.rec_stop.tolist()))]))]
+            self.net_.module_.set_input_normalization(frames.mean(axis=0), frames.std(axis=0))
         if self.checkpoint_dir is None:
             return 0
         folder = Path(self.checkpoint_dir)
@@ -460,7 +472,7 @@ class DistilledStudent(DwsCNNClassifier):
     max_epochs : int, default=600
         The paper trains the student 600 epochs.
     hidden, linear_hidden, batch_size, lr, lr_schedule, weight_decay, mixup_alpha,
-    device, callbacks, checkpoint_dir, random_state, verbose
+    standardize, device, callbacks, checkpoint_dir, random_state, verbose
         As in :class:`DwsCNNClassifier`.
 
     Attributes
@@ -486,13 +498,13 @@ class DistilledStudent(DwsCNNClassifier):
     def __init__(
         self, teacher=None, *, hidden=18, temperature=2.0, soft_weight=0.5,
         linear_hidden=100, max_epochs=600, batch_size=64, lr=0.01, lr_schedule="cosine",
-        weight_decay=0.0, mixup_alpha=0.5, device="cpu", callbacks=None,
+        weight_decay=0.0, mixup_alpha=0.5, standardize=True, device="cpu", callbacks=None,
         checkpoint_dir=None, random_state=None, verbose=0,
     ):
         super().__init__(
             hidden=hidden, linear_hidden=linear_hidden, max_epochs=max_epochs,
             batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay,
-            mixup_alpha=mixup_alpha, device=device, callbacks=callbacks,
+            mixup_alpha=mixup_alpha, standardize=standardize, device=device, callbacks=callbacks,
             checkpoint_dir=checkpoint_dir, random_state=random_state, verbose=verbose,
         )
         self.teacher = teacher

@@ -297,6 +297,26 @@ class DwsCNN(nn.Module):
         self.fc1 = nn.Linear(self.flat_features, self.linear_hidden)
         self.act = _ACTIVATIONS[act_key]()
         self.fc2 = nn.Linear(self.linear_hidden, self.n_classes)
+        # Per-band input standardisation, fitted from the training data by
+        # the classifiers.  Buffers, not parameters: they add no parameter
+        # and no MAC to the Table 1 counts (a deployed model folds them into
+        # its feature extraction); identity until set.
+        self.register_buffer("input_mean", torch.zeros(1, in_channels, n_freq, 1))
+        self.register_buffer("input_scale", torch.ones(1, in_channels, n_freq, 1))
+
+    def set_input_normalization(self, mean, std):
+        """Standardise each input band: ``x -> (x - mean) / std`` before ``input_conv``.
+
+        ``mean`` and ``std`` have one value per band (shape ``(F,)``) or one in
+        all; a zero ``std`` is treated as 1.
+        """
+        c, f = self.input_shape[0], self.input_shape[1]
+        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
+        std = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
+        std = torch.where(std > 0, std, torch.ones_like(std))
+        self.input_mean.copy_(mean.expand(f).reshape(1, 1, f, 1).expand(1, c, f, 1))
+        self.input_scale.copy_((1.0 / std).expand(f).reshape(1, 1, f, 1).expand(1, c, f, 1))
+        return self
 
     def forward(self, x):
         """Compute the class logits.
@@ -317,6 +337,7 @@ class DwsCNN(nn.Module):
                 f"DwsCNN expects input of shape (N, {', '.join(map(str, self.input_shape))})"
                 f" (N, C, F, T), got {tuple(x.shape)}."
             )
+        x = (x - self.input_mean) * self.input_scale
         x = self.input_conv(x)
         x = self.dw1(x)
         x = self.pool1(x)

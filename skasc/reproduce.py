@@ -68,10 +68,10 @@ DEMO = Schedule(
     "demo",
     logmel=dict(n_mels=64, n_fft=2048, win_length=1764, hop_length=1764),
     spec_augment=dict(freq_mask_width=4, time_mask_width=3),
-    teacher_hidden=48,
+    teacher_hidden=32,
     n_teachers=4,
-    teacher_epochs=12,
-    student_epochs=20,
+    teacher_epochs=10,
+    student_epochs=15,
 )
 
 
