@@ -20,12 +20,9 @@ accuracies and ``sklearn.metrics.log_loss`` for the log-losses):
   devices (a, b, c), simulated devices seen in training (s1-s3) and
   simulated devices unseen in training (s4-s6).
 
-Functions
----------
-macro_accuracy
-dcase_log_loss
-device_report
-format_device_report
+:func:`macro_accuracy` and :func:`dcase_log_loss` give the two numbers,
+:func:`device_report` the whole breakdown, :func:`format_device_report`
+prints it.
 """
 
 from __future__ import annotations
