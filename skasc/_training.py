@@ -12,6 +12,8 @@ exactly what an uninterrupted run draws there.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -40,7 +42,11 @@ class BatchDrawer:
         self.device = device
         # on CPU this shares the FeatureSet's memory; on a GPU the features
         # are copied there once and every batch is drawn on the device
-        self.store = torch.as_tensor(features.store).to(device)
+        with warnings.catch_warnings():
+            # a read-only (e.g. joblib memory-mapped) store is fine: batches
+            # are gathered into new tensors, the store is never written
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            self.store = torch.as_tensor(features.store).to(device)
         self.epoch = 0
         self._batch = 0
 
