@@ -8,6 +8,7 @@ as scikit-learn transformers and skorch-based classifiers.
 from ._featureset import AudioSet, CropAugmentation, FeatureSet, MaskAugmentation
 from .classifiers import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
 from .complexity import complexity_report
+from .export import OnnxClassifier, export_onnx
 from .preprocessing import LogMel, RandomCrop, Reassembler, SpecAugment
 
 __version__ = "0.1.0"
@@ -25,5 +26,7 @@ __all__ = [
     "Reassembler",
     "SpecAugment",
     "complexity_report",
+    "export_onnx",
+    "OnnxClassifier",
     "__version__",
 ]

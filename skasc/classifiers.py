@@ -22,6 +22,7 @@ from skorch.callbacks import Checkpoint, ProgressBar
 from skorch.dataset import Dataset
 
 from ._featureset import as_tensor_windows
+from ._inference import cached_fast_predictor
 from ._training import BatchDrawer, CosineLR, EpochSeed, FusedTeacher, SceneNet
 from .nn import DwsCNN
 from .preprocessing import as_feature_set
@@ -320,6 +321,9 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         """Logits of each clip, shape (n_clips, n_classes)."""
         check_is_fitted(self, "module_")
         features = _check_features_for(self, X)
+        fast = cached_fast_predictor(self, [self.module_], self.input_shape_, device=self.device)
+        if fast is not None:  # CPU, no forward hooks
+            return _fast_batched_logits(fast, features, batch_size)
         return _batched_logits(self._logits, features, self.device, [self.module_], batch_size)
 
     def __sklearn_tags__(self):
@@ -340,6 +344,13 @@ def _batched_logits(fn, features, device, modules, batch_size):
     if not out:
         return np.zeros((0, 0), np.float32)
     return torch.cat(out).numpy()
+
+
+def _fast_batched_logits(fast, features, batch_size):
+    """Logits by the CPU fast path, ``batch_size`` clips materialised at a time."""
+    out = [fast.logits(features.windows(np.arange(s, min(s + batch_size, len(features)))))
+           for s in range(0, len(features), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def _fit_member(estimator, X, y, n_threads):
@@ -426,8 +437,12 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         """Fused logits (log of the averaged probabilities for fusion="proba")."""
         check_is_fitted(self, "estimators_")
         features = _check_features_for(self, X)
-        fused = FusedTeacher(self._torch_modules(), self.fusion)
         device = getattr(self.estimators_[0], "device", "cpu")
+        fast = cached_fast_predictor(self, self._torch_modules(), self.input_shape_,
+                                     self.fusion, device=device)
+        if fast is not None:  # CPU, no forward hooks
+            return _fast_batched_logits(fast, features, batch_size)
+        fused = FusedTeacher(self._torch_modules(), self.fusion)
         return _batched_logits(fused, features, device, [], batch_size)
 
     def __sklearn_tags__(self):

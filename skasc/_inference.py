@@ -1,0 +1,721 @@
+"""Fast CPU inference for fitted :class:`~skasc.nn.DwsCNN` networks.
+
+:class:`FastPredictor` computes the same logits as the eager network (to
+float32 rounding, ~1e-7) several times faster on a CPU.  At the paper's
+size (hidden=18, 1x256x51) on a 2-core AVX-512 virtual machine it needs
+about 1.6 ms of CPU time per clip, against 3.1 ms for ONNX Runtime on a
+plain export (batch 256, 2 threads) and 8 ms for eager channels-last
+PyTorch (``benchmarks/bench_inference.py``).  What makes it fast:
+
+1. **Small chunks.**  One clip's full-resolution feature map is
+   18 x 256 x 51 float32 = 940 KB.  A batch of 256 clips makes every layer
+   write 240 MB: out of every cache, and -- allocations that large being
+   fresh ``mmap`` s -- about a thousand page faults per clip and layer, which
+   cost more than the arithmetic on a virtual machine.  The full-resolution
+   layers (input convolution, first block, first pooling) therefore run on
+   ``chunk_size`` clips at a time (2 at the paper's size: ~2 MB maps, in
+   L2), the low-resolution rest on up to 16 clips at once, whatever batch
+   the predictor is given.  The first use also lifts glibc's dynamic mmap
+   threshold (:func:`_prime_malloc`), which removes the remaining page
+   faults of few-MB maps in a fresh process (2.5x on its own).
+2. **Data-parallel workers.**  ``n_threads`` Python threads each run whole
+   work units with one intra-op thread (PyTorch and ONNX Runtime release
+   the GIL), instead of splitting every layer between threads: no barrier
+   per layer, so the throughput degrades gracefully when the cores are
+   shared with other jobs.
+3. **Folding.**  BatchNorm is applied as an affine map where that is exact.
+   In a :class:`~skasc.nn.DwBlock` the second BatchNorm directly follows
+   ``pw_conv1`` (linear) and is folded into its weights and a bias.  The
+   first BatchNorm of each block cannot be folded: its input is the block
+   input, which also feeds the residual, and a ReLU follows it, so it stays
+   a per-channel ``x * a + b`` (one ``addcmul`` pass, cheaper than
+   ``batch_norm``) and an in-place ReLU.
+4. **Fused oneDNN kernels** (when this PyTorch has them): pre-packed
+   weights, ReLU fused into ``pw_conv1``, the residual accumulated in place
+   by ``pw_conv2`` (+30-45 % over the same folded network on ``F.conv2d``,
+   which sends the 1x1 convolutions of small batches to a slow path); max-pooling as two
+   strided ``amax`` reductions (2x ``max_pool2d`` on channels-last maps).
+   The fused kernels are private PyTorch operators: they are checked
+   against the plain operators when the predictor is built and not used if
+   they are missing or disagree.
+
+Backends: ``"torch"`` (the above), ``"onnxruntime"`` (the network exported
+to ONNX and run by ONNX Runtime, one thread per worker, same chunking, about
+2.2 ms/clip; needs the optional ``onnx`` and ``onnxruntime`` packages) and
+``"auto"`` (``"torch"``, the faster).  Modules that are not a plain
+:class:`~skasc.nn.DwsCNN` are run as they are (eager, channels-last) with
+the same chunking and workers.  ``torch.compile`` (inductor, freezing) was
+measured too: 25 s to compile for no gain over the fused path, so it is not
+offered.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import warnings
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .nn import DwsCNN
+
+__all__ = ["FastPredictor", "OrtRunner", "cached_fast_predictor", "fast_path_applies"]
+
+_BACKENDS = ("auto", "torch", "onnxruntime")
+_FUSIONS = ("logits", "proba")
+#: Bytes of one full-resolution feature map a chunk should stay under (L2).
+_CHUNK_BYTES = 2_000_000
+_MAX_CHUNK = 64
+#: Clips per work unit of a torch worker (low-resolution stage batch).
+_UNIT = 16
+_CL = torch.channels_last
+
+
+def _is_plain_dwscnn(module):
+    """True for a DwsCNN (or subclass) whose forward is DwsCNN's own."""
+    return isinstance(module, DwsCNN) and type(module).forward is DwsCNN.forward
+
+
+def _t(x):
+    """Detached float32 contiguous CPU copy."""
+    return x.detach().to("cpu", torch.float32).contiguous().clone()
+
+
+def _bn_affine(bn):
+    """Per-channel (scale, shift) of an eval-mode BatchNorm2d, in float64."""
+    var = bn.running_var.detach().cpu().double()
+    mean = bn.running_mean.detach().cpu().double()
+    scale = 1.0 / torch.sqrt(var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight.detach().cpu().double()
+    shift = -mean * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias.detach().cpu().double()
+    return scale, shift
+
+
+def _max_pool(x, kernel):
+    """max_pool2d(x, kernel) (stride = kernel, no padding) on a channels-last map.
+
+    Two strided ``amax`` reductions over a view; the result is exactly
+    ``F.max_pool2d`` (a maximum has no rounding) and about twice as fast on
+    channels-last maps.
+    """
+    kh, kw = kernel
+    n, c, h, w = x.shape
+    oh, ow = h // kh, w // kw
+    v = x.permute(0, 2, 3, 1)[:, : oh * kh, : ow * kw]  # (n, H, W, C) view
+    v = v.unflatten(1, (oh, kh)).amax(2)
+    v = v.unflatten(2, (ow, kw)).amax(3)
+    return v.permute(0, 3, 1, 2)
+
+
+class _FoldedDwsCNN:
+    """The weights of one DwsCNN, folded, plus a functional forward.
+
+    Holds only plain float32 tensors (picklable); the oneDNN pre-packed
+    weights are built on demand by :meth:`prepare` and never pickled.
+    """
+
+    def __init__(self, module):
+        m = module
+        self.input_shape = tuple(m.input_shape)
+        self.hidden = int(m.hidden)
+        self.pool1_kernel = tuple(m.pool1_kernel)
+        self.pool2_kernel = tuple(m.pool2_kernel)
+        self.relu_between_linears = isinstance(m.act, torch.nn.ReLU)
+        if not (self.relu_between_linears or isinstance(m.act, torch.nn.Identity)):
+            raise TypeError(f"unsupported activation {type(m.act).__name__}")
+        # per-band input standardisation (buffers input_mean / input_scale of
+        # DwsCNN, when present): x -> (x - mean) * scale, kept as one
+        # addcmul on the (small) input.  Folding it into input_conv would not
+        # be exact: the convolution zero-pads the *standardised* map.
+        mean, scale = getattr(m, "input_mean", None), getattr(m, "input_scale", None)
+        self.in_scale = self.in_shift = None
+        if mean is not None and scale is not None:
+            scale64 = scale.detach().cpu().double()
+            self.in_scale = scale64.float().contiguous()
+            self.in_shift = (-mean.detach().cpu().double() * scale64).float().contiguous()
+        self.w_in, self.b_in = _t(m.input_conv.weight), _t(m.input_conv.bias)
+        self.w_mid, self.b_mid = _t(m.dw2_conv.weight), _t(m.dw2_conv.bias)
+        self.blocks = [self._fold_block(getattr(m, name)) for name in ("dw1", "dw2", "dw3")]
+        self.w_fc1, self.b_fc1 = _t(m.fc1.weight), _t(m.fc1.bias)
+        self.w_fc2, self.b_fc2 = _t(m.fc2.weight), _t(m.fc2.bias)
+        self._packed = None
+
+    @staticmethod
+    def _fold_block(block):
+        c = block.channels
+        a1, s1 = _bn_affine(block.bn1)
+        a2, s2 = _bn_affine(block.bn2)
+        # bn2(pw_conv1(t)) = (a2 * W1) t + s2: exact up to rounding
+        w1 = block.pw_conv1.weight.detach().cpu().double() * a2.view(c, 1, 1, 1)
+        return {
+            "a1": a1.float().view(1, c, 1, 1).contiguous(),
+            "s1": s1.float().view(1, c, 1, 1).contiguous(),
+            "dw1": _t(block.dw_conv1.weight),
+            "pw1": w1.float().contiguous(),
+            "pb1": s2.float().contiguous(),
+            "dw2": _t(block.dw_conv2.weight),
+            "pw2": _t(block.pw_conv2.weight),
+        }
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_packed"] = None
+        return state
+
+    @property
+    def act_bytes(self):
+        """Bytes of one clip's full-resolution feature map."""
+        _, f, t = self.input_shape
+        return 4 * self.hidden * f * t
+
+    # -- forward ------------------------------------------------------------
+    def forward(self, x, fused=False, split=None):
+        """Logits of ``x`` (n, C, F, T), a float32 channels-last tensor.
+
+        With ``split`` the full-resolution stage (input convolution, first
+        block, first pooling) runs on slices of ``split`` clips, whose
+        feature maps stay in cache, and the rest on all ``n`` clips at once,
+        where larger batches amortise the per-operator overhead.
+        """
+        if fused and self._packed is None:
+            raise RuntimeError("call prepare() before forward(fused=True)")
+        conv = self._conv_fused if fused else self._conv
+        if split and split < len(x):
+            h = torch.cat([self._stage1(x[s:s + split], conv, fused)
+                           for s in range(0, len(x), split)])
+            h = h.contiguous(memory_format=_CL)
+        else:
+            h = self._stage1(x, conv, fused)
+        return self._stage2(h, conv, fused)
+
+    def _stage1(self, x, conv, fused):
+        if self.in_scale is not None:
+            x = torch.addcmul(self.in_shift, x, self.in_scale).contiguous(memory_format=_CL)
+        h = conv(x, "in", self.w_in, self.b_in, 3, 1)
+        h = self._block(h, 0, conv, fused)
+        return _max_pool(h, self.pool1_kernel)
+
+    def _stage2(self, h, conv, fused):
+        h = conv(h, "mid", self.w_mid, self.b_mid, 2, 1)
+        h = self._block(h, 1, conv, fused)
+        h = self._block(h, 2, conv, fused)
+        h = _max_pool(h, self.pool2_kernel)
+        h = torch.addmm(self.b_fc1, torch.flatten(h, 1), self.w_fc1.t())
+        if self.relu_between_linears:
+            h = h.relu_()
+        return torch.addmm(self.b_fc2, h, self.w_fc2.t())
+
+    def _block(self, h, i, conv, fused):
+        p = self.blocks[i]
+        c = self.hidden
+        t = torch.addcmul(p["s1"], h, p["a1"]).relu_()  # bn1 + relu1
+        t = conv(t, f"b{i}dw1", p["dw1"], None, 1, c)
+        if fused:
+            t = torch.ops.mkldnn._convolution_pointwise(
+                t, self._packed[f"b{i}pw1"], p["pb1"], [0, 0], [1, 1], [1, 1], 1, "relu", [], "")
+        else:
+            t = F.conv2d(t, p["pw1"], p["pb1"]).relu_()  # pw1 + bn2 + relu2
+        t = conv(t, f"b{i}dw2", p["dw2"], None, 1, c)
+        if fused:
+            # h += pw_conv2(t), in place (h is our own intermediate)
+            return torch.ops.mkldnn._convolution_pointwise_.binary(
+                h, t, self._packed[f"b{i}pw2"], None, [0, 0], [1, 1], [1, 1], 1,
+                "add", None, None, [], None)
+        return F.conv2d(t, p["pw2"]).add_(h)
+
+    @staticmethod
+    def _conv(x, name, w, b, pad, groups):
+        return F.conv2d(x, w, b, padding=pad, groups=groups)
+
+    def _conv_fused(self, x, name, w, b, pad, groups):
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, self._packed[name], b, [pad, pad], [1, 1], [1, 1], groups, "none", [], "")
+
+    def prepare(self, chunk):
+        """Pre-pack the convolution weights for oneDNN (not picklable)."""
+        reorder = torch.ops.mkldnn._reorder_convolution_weight
+        c_in, f, t = self.input_shape
+        c = self.hidden
+        full = [chunk, c, f, t]
+        low = [chunk, c, f // self.pool1_kernel[0], t // self.pool1_kernel[1]]
+        packed = {
+            "in": reorder(self.w_in, [3, 3], [1, 1], [1, 1], 1, [chunk, c_in, f, t]),
+            "mid": reorder(self.w_mid, [2, 2], [1, 1], [1, 1], 1, low),
+        }
+        for i, p in enumerate(self.blocks):
+            size = full if i == 0 else low
+            packed[f"b{i}dw1"] = reorder(p["dw1"], [1, 1], [1, 1], [1, 1], c, size)
+            packed[f"b{i}dw2"] = reorder(p["dw2"], [1, 1], [1, 1], [1, 1], c, size)
+            packed[f"b{i}pw1"] = reorder(p["pw1"], [0, 0], [1, 1], [1, 1], 1, size)
+            packed[f"b{i}pw2"] = reorder(p["pw2"], [0, 0], [1, 1], [1, 1], 1, size)
+        self._packed = packed
+
+
+def _check_folded(folded, modules, input_shape, tol=1e-4):
+    """Raise if a folded network does not reproduce its module on a random input."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn((2,) + tuple(input_shape), generator=gen)
+    with torch.inference_mode():
+        for f, m in zip(folded, modules):
+            dev = next((p.device for p in m.parameters()), torch.device("cpu"))
+            was_training = m.training
+            m.eval()
+            try:
+                ref = m(x.to(dev)).float().cpu()
+            finally:
+                m.train(was_training)
+            got = f.forward(x.contiguous(memory_format=_CL))
+            err = float((got - ref).abs().max())
+            if not err <= tol * (1.0 + float(ref.abs().max())):
+                raise RuntimeError(f"folded logits differ from the module's by {err:.3g}")
+
+
+def _fuse(outs, fusion):
+    """Fuse a list of (n, K) logits tensors as FusedTeacher does."""
+    if len(outs) == 1 and fusion == "logits":
+        return outs[0]
+    stacked = torch.stack(outs)
+    if fusion == "logits":
+        return stacked.mean(0)
+    return torch.logsumexp(F.log_softmax(stacked, dim=2), dim=0) - math.log(len(outs))
+
+
+def _check_input(x, input_shape):
+    x = np.asarray(x, dtype=np.float32)
+    c, f, t = input_shape
+    if x.ndim == 3 and c == 1:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1:] != tuple(input_shape):
+        raise ValueError(f"expected input of shape (N, {c}, {f}, {t}), got {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+def _threads(n_threads):
+    return max(1, int(n_threads)) if n_threads else max(1, torch.get_num_threads())
+
+
+def _auto_chunk(act_bytes):
+    return int(min(_MAX_CHUNK, max(1, _CHUNK_BYTES // max(1, int(act_bytes)))))
+
+
+_MALLOC_PRIMED = False
+
+
+def _prime_malloc():
+    """Raise glibc's dynamic mmap/trim thresholds to their maximum, once.
+
+    glibc serves allocations above its mmap threshold (initially 128 KB)
+    with fresh ``mmap`` s and returns freed heap tops above the trim
+    threshold to the OS; the thresholds grow to the size of the largest
+    mmapped block freed so far (at most 32 MB).  In a fresh process every
+    feature map of a few MB is then a new mapping, and each of its pages
+    costs a page fault when first written (~1,000 per clip at the paper's
+    size, which halved the throughput on a virtual machine).  Allocating
+    and freeing one 31 MB block lifts both thresholds as a long-running
+    process would; glibc then keeps up to ~62 MB of freed memory for reuse.
+    """
+    global _MALLOC_PRIMED
+    if _MALLOC_PRIMED:
+        return
+    _MALLOC_PRIMED = True
+    try:
+        block = torch.empty(31 * 2**20, dtype=torch.uint8)  # pages are not touched
+        del block
+    except Exception:  # pragma: no cover
+        pass
+
+
+def _run_chunked(fn, x, chunk_size, n_workers, torch_workers=True):
+    """Concatenate ``fn(x[s:s + chunk_size])`` over the chunks, computed by workers.
+
+    Each worker thread takes the next chunk until none is left.  With
+    ``torch_workers`` a worker first sets its own intra-op thread count to 1
+    (OpenMP/MKL thread counts are per thread); ``at::set_num_threads`` also
+    stores a process-wide default for threads created later, so the
+    caller's value is put back afterwards.
+    """
+    n = len(x)
+    if n == 0:
+        return np.zeros((0, 0), np.float32)
+    starts = list(range(0, n, chunk_size))
+    workers = min(int(n_workers), len(starts))
+    if workers <= 1 and (not torch_workers or torch.get_num_threads() == 1):
+        return torch.cat([fn(x[s:s + chunk_size]) for s in starts]).numpy()
+    it = iter(starts)
+    lock = threading.Lock()
+    results = {}
+
+    def work():
+        if torch_workers:
+            torch.set_num_threads(1)
+        while True:
+            with lock:
+                s = next(it, None)
+            if s is None:
+                return
+            results[s] = fn(x[s:s + chunk_size])
+
+    # every worker's set_num_threads(1) is followed by this restore, so
+    # concurrent calls from several threads end with a caller's value too
+    previous = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            futures = [pool.submit(work) for _ in range(max(1, workers))]
+            for fut in futures:
+                fut.result()
+    finally:
+        if torch_workers:
+            torch.set_num_threads(previous)
+    return torch.cat([results[s] for s in starts]).numpy()
+
+
+class OrtRunner:
+    """Run a serialized ONNX model with ONNX Runtime, chunked, on worker threads.
+
+    One session with one intra-op thread, shared by ``n_threads`` Python
+    worker threads (``InferenceSession.run`` is thread-safe and releases
+    the GIL), each running chunks of ``chunk_size`` clips.
+
+    Parameters
+    ----------
+    model : bytes or str
+        Serialized model or a path.
+    input_shape : tuple (C, F, T)
+    n_threads : int, default=None
+        None: the caller's ``torch.get_num_threads()`` at each call.
+    chunk_size : int, default=None
+        None: sized as for FastPredictor assuming 18 channels (at least 2).
+    optimization : {"extended", "all", "basic"}, default="extended"
+        ONNX Runtime graph optimization level.
+    """
+
+    def __init__(self, model, input_shape, n_threads=None, chunk_size=None,
+                 optimization="extended"):
+        import onnxruntime as ort
+
+        levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                  "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.n_threads = n_threads
+        _, f, t = self.input_shape
+        self.chunk_size = int(chunk_size) if chunk_size else max(2, _auto_chunk(4 * 18 * f * t))
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = levels[optimization]
+        so.log_severity_level = 3
+        self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        _prime_malloc()
+
+    def _chunk(self, x):
+        return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
+
+    def logits(self, x):
+        """Model output on ``x`` (N, C, F, T), any N."""
+        x = _check_input(x, self.input_shape)
+        return _run_chunked(self._chunk, x, self.chunk_size, _threads(self.n_threads),
+                            torch_workers=False)
+
+
+class FastPredictor:
+    """Fast CPU logits of one fitted network or a fused ensemble of them.
+
+    Parameters
+    ----------
+    modules : torch.nn.Module or sequence of torch.nn.Module
+        Fitted networks (their weights are copied when the predictor is
+        built: a later change of the modules is not seen, see
+        :meth:`is_stale`).  Several modules are fused like
+        :class:`skasc.EnsembleTeacher` fuses its members.
+    input_shape : tuple of int (C, F, T)
+        Shape of one example.
+    fusion : {"logits", "proba"}, default="logits"
+        How several modules are fused: mean of the logits, or log of the
+        mean probability.
+    backend : {"auto", "torch", "onnxruntime"}, default="auto"
+        ``"auto"`` is ``"torch"``.  ``"onnxruntime"`` needs the optional
+        ``onnx`` and ``onnxruntime`` packages and plain DwsCNN modules.
+    n_threads : int, default=None
+        Worker threads; None: the caller's ``torch.get_num_threads()`` at
+        each call of :meth:`logits` (so ``torch.set_num_threads(1)`` makes
+        it run in the calling thread).
+    chunk_size : int, default=None
+        Clips per pass through the full-resolution layers (input
+        convolution, first block, first pooling); None: as many as keep one
+        full-resolution feature map under about 2 MB (2 at the paper's
+        size), at most 64.  A worker takes up to 16 clips at a time and runs
+        the low-resolution layers on all of them at once.
+    fused_kernels : bool, default=True
+        Use PyTorch's oneDNN fused convolutions when available (checked
+        against the plain operators at build time).
+
+    Notes
+    -----
+    The predictor is picklable (run-time objects -- ONNX Runtime sessions,
+    pre-packed weights -- are rebuilt lazily after unpickling).  While
+    :meth:`logits` runs, each worker thread sets its own intra-op thread
+    count to 1; the caller's ``torch.get_num_threads()`` is restored after.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from skasc.nn import DwsCNN
+    >>> from skasc._inference import FastPredictor
+    >>> net = DwsCNN(n_classes=3, hidden=4, input_shape=(1, 16, 12)).eval()
+    >>> x = np.random.default_rng(0).normal(size=(5, 1, 16, 12)).astype("float32")
+    >>> fast = FastPredictor(net, (1, 16, 12))
+    >>> with torch.inference_mode():
+    ...     ref = net(torch.from_numpy(x)).numpy()
+    >>> bool(np.allclose(fast.logits(x), ref, atol=1e-5))
+    True
+    """
+
+    def __init__(self, modules, input_shape, fusion="logits", backend="auto",
+                 n_threads=None, chunk_size=None, fused_kernels=True):
+        if isinstance(modules, torch.nn.Module):
+            modules = [modules]
+        modules = list(modules)
+        if not modules:
+            raise ValueError("modules must hold at least one network")
+        if fusion not in _FUSIONS:
+            raise ValueError(f"fusion must be one of {_FUSIONS}, got {fusion!r}")
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        self.input_shape = tuple(int(s) for s in input_shape)
+        if len(self.input_shape) != 3:
+            raise ValueError(f"input_shape must be (C, F, T), got {input_shape!r}")
+        self.fusion = fusion
+        if n_threads is not None and (isinstance(n_threads, bool) or int(n_threads) < 1):
+            raise ValueError(f"n_threads must be None or >= 1, got {n_threads!r}")
+        self.n_threads = None if n_threads is None else int(n_threads)
+        self.backend = "torch" if backend == "auto" else backend
+        self._signature = self._module_signature(modules)
+        plain = all(_is_plain_dwscnn(m) for m in modules)
+        if self.backend == "onnxruntime" and not plain:
+            raise ValueError("backend='onnxruntime' needs plain DwsCNN modules")
+        for m in modules:
+            if tuple(getattr(m, "input_shape", self.input_shape)) != self.input_shape:
+                raise ValueError(
+                    f"module input_shape {tuple(m.input_shape)} != {self.input_shape}")
+        folded = None
+        if plain:
+            try:
+                folded = [_FoldedDwsCNN(m) for m in modules]
+                _check_folded(folded, modules, self.input_shape)
+            except Exception as exc:  # a DwsCNN this code does not know (yet)
+                if self.backend == "onnxruntime":
+                    raise
+                warnings.warn(
+                    f"FastPredictor could not fold the network ({exc}); running the "
+                    "modules as they are (still chunked and multi-threaded)",
+                    RuntimeWarning, stacklevel=2)
+                folded = None
+        if folded is not None:
+            self._folded = folded
+            self._modules = None
+            act = max(f.act_bytes for f in self._folded)
+        else:  # run as it is
+            self._folded = None
+            self._modules = [
+                (m if all(p.device.type == "cpu" for p in m.parameters())
+                 else copy.deepcopy(m).cpu()).eval()
+                for m in modules]
+            act = 4 * 64 * self.input_shape[1] * self.input_shape[2]
+        self.chunk_size = int(chunk_size) if chunk_size else _auto_chunk(act)
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        self.fused_kernels = bool(fused_kernels)
+        self._onnx_bytes = None
+        self._runtime = None  # built lazily: not pickled
+        if self.backend == "onnxruntime":
+            from .export import _onnx_model_bytes
+
+            self._onnx_bytes = _onnx_model_bytes(modules, self.input_shape, fusion)
+        self._ensure_runtime()
+
+    # -- state ----------------------------------------------------------------
+    @staticmethod
+    def _module_signature(modules):
+        return tuple(
+            (id(m),) + tuple((id(t), t._version) for t in
+                             list(m.parameters()) + list(m.buffers()))
+            for m in modules
+        )
+
+    def is_stale(self, modules):
+        """True if ``modules`` are not the ones (or not in the state) it was built from."""
+        if isinstance(modules, torch.nn.Module):
+            modules = [modules]
+        return self._module_signature(list(modules)) != self._signature
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_runtime"] = None
+        state["_signature"] = None  # ids mean nothing in another process
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    @property
+    def uses_fused_kernels(self):
+        """Whether the oneDNN fused kernels are in use (torch backend)."""
+        self._ensure_runtime()
+        return bool(self._runtime.get("fused"))
+
+    def _ensure_runtime(self):
+        if self._runtime is not None:
+            return self._runtime
+        rt = {"fused": False}
+        _prime_malloc()
+        if self.backend == "onnxruntime":
+            rt["ort"] = OrtRunner(self._onnx_bytes, self.input_shape, n_threads=self.n_threads,
+                                  chunk_size=self.chunk_size)
+        elif self._folded is not None and self.fused_kernels:
+            rt["fused"] = self._try_fused()
+        self._runtime = rt
+        return rt
+
+    def _try_fused(self):
+        """Pre-pack weights and check the fused kernels against the plain ones."""
+        mk = getattr(torch.ops, "mkldnn", None)
+        if mk is None or not torch.backends.mkldnn.is_available():
+            return False
+        try:
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randn((1,) + self.input_shape, generator=gen)
+            x = x.contiguous(memory_format=_CL)
+            with torch.inference_mode():
+                for f in self._folded:
+                    f.prepare(self.chunk_size)
+                    ref = f.forward(x, fused=False)
+                    got = f.forward(x, fused=True)
+                    scale = float(ref.abs().max()) + 1.0
+                    if not torch.isfinite(got).all() or float((got - ref).abs().max()) > 1e-4 * scale:
+                        raise RuntimeError("fused kernels disagree")
+        except Exception:  # missing/changed private ops: plain operators
+            for f in self._folded:
+                f._packed = None
+            return False
+        return True
+
+    # -- inference ------------------------------------------------------------
+    def _chunk_logits(self, x):
+        """Fused logits of one chunk (numpy (n, C, F, T) float32) -> torch (n, K)."""
+        rt = self._runtime
+        if self.backend == "onnxruntime":
+            return rt["ort"]._chunk(x)
+        xt = torch.from_numpy(x).contiguous(memory_format=_CL)
+        with torch.inference_mode():
+            if self._folded is not None:
+                outs = [f.forward(xt, fused=rt["fused"], split=self.chunk_size)
+                        for f in self._folded]
+            else:
+                outs = [m(xt).float() for m in self._modules]
+            return _fuse(outs, self.fusion).clone()
+
+    def logits(self, x):
+        """Logits of ``x``, shape (N, n_classes), float32.
+
+        Parameters
+        ----------
+        x : array-like of shape (N, C, F, T) (or (N, F, T) when C == 1)
+            Features, any batch size: they are processed in chunks of
+            :attr:`chunk_size` clips by :attr:`n_threads` workers.
+        """
+        x = _check_input(x, self.input_shape)
+        self._ensure_runtime()
+        unit = self.chunk_size
+        n_threads = _threads(self.n_threads)
+        if self._folded is not None and self.backend == "torch":
+            # a worker takes up to _UNIT clips: the full-resolution stage runs
+            # on chunk_size of them at a time, the low-resolution rest on all
+            per_worker = -(-len(x) // n_threads)
+            unit = max(self.chunk_size, min(_UNIT, per_worker))
+        return _run_chunked(self._chunk_logits, x, unit, n_threads,
+                            torch_workers=self.backend != "onnxruntime")
+
+    def __repr__(self):
+        return (f"FastPredictor(n_modules={len(self._folded or self._modules)}, "
+                f"input_shape={self.input_shape}, fusion={self.fusion!r}, "
+                f"backend={self.backend!r}, n_threads={self.n_threads}, "
+                f"chunk_size={self.chunk_size})")
+
+
+_CACHE = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+def _has_hooks(modules):
+    """True if a forward (pre-)hook would see the modules' forward passes."""
+    from torch.nn.modules import module as _module
+
+    if getattr(_module, "_global_forward_hooks", None) or getattr(
+            _module, "_global_forward_pre_hooks", None):
+        return True
+    return any(sub._forward_hooks or sub._forward_pre_hooks
+               for m in modules for sub in m.modules())
+
+
+def fast_path_applies(modules, device="cpu"):
+    """Whether :class:`FastPredictor` should replace the eager forward passes.
+
+    False on a non-CPU device, and when a forward hook is registered on one
+    of the modules (or globally): the fast path never calls the modules'
+    ``forward``, so a hook would not see the predictions' inputs.
+    """
+    modules = [modules] if isinstance(modules, torch.nn.Module) else list(modules)
+    return torch.device(device).type == "cpu" and not _has_hooks(modules)
+
+
+def cached_fast_predictor(owner, modules, input_shape, fusion="logits", device="cpu"):
+    """The :class:`FastPredictor` of ``modules``, cached per ``owner``; None if it does not apply.
+
+    Returns None when :func:`fast_path_applies` is False (``device`` not the
+    CPU, or forward hooks registered): use the eager path then.  The cache
+    lives outside ``owner`` (a weak-keyed dictionary), so an estimator
+    calling this from ``predict`` keeps its ``__dict__`` unchanged
+    (scikit-learn's ``check_dict_unchanged``), pickles and clones without
+    it, and the entry disappears with the estimator.  The predictor is
+    rebuilt when the modules are other objects or were modified in place
+    (refit, ``load_state_dict``, an optimizer step) or the fusion changed.
+
+    Parameters
+    ----------
+    owner : object
+        Usually the fitted estimator.
+    modules : sequence of torch.nn.Module
+    input_shape : tuple (C, F, T)
+    fusion : {"logits", "proba"}, default="logits"
+    device : str or torch.device, default="cpu"
+        Where the estimator computes; the fast path is for the CPU only.
+
+    Returns
+    -------
+    FastPredictor or None
+    """
+    modules = [modules] if isinstance(modules, torch.nn.Module) else list(modules)
+    if not fast_path_applies(modules, device):
+        return None
+    try:
+        with _CACHE_LOCK:
+            fast = _CACHE.get(owner)
+    except TypeError:  # owner not weak-referenceable / hashable: no cache
+        return FastPredictor(modules, input_shape, fusion=fusion)
+    if (fast is None or fast.fusion != fusion or fast.input_shape != tuple(input_shape)
+            or fast.is_stale(modules)):
+        fast = FastPredictor(modules, input_shape, fusion=fusion)
+        with _CACHE_LOCK:
+            _CACHE[owner] = fast
+    return fast
