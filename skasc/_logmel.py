@@ -90,6 +90,16 @@ def _check_real(value, name, *, low=None, strict=True, allow_none=False):
     return value
 
 
+def _check_mel_range(sr, fmin, fmax):
+    fmin = _check_real(fmin, "fmin", low=0, strict=False)
+    fmax = _check_real(fmax, "fmax", allow_none=True)
+    if fmax is not None and fmax <= fmin:
+        raise ValueError(f"fmax must be > fmin, got fmin={fmin!r}, fmax={fmax!r}")
+    if fmax is None and sr / 2 <= fmin:
+        raise ValueError(f"fmin must be < sr / 2 = {sr / 2!r}, got {fmin!r}")
+    return fmin, fmax
+
+
 def mel_filterbank(sr, n_fft, n_mels, fmin=0.0, fmax=None, htk=False, norm="slaney",
                    dtype=np.float32):
     """Mel filterbank matrix, exactly :func:`librosa.filters.mel`.
@@ -133,12 +143,7 @@ def mel_filterbank(sr, n_fft, n_mels, fmin=0.0, fmax=None, htk=False, norm="slan
     sr = _check_real(sr, "sr", low=0)
     n_fft = _check_int(n_fft, "n_fft")
     n_mels = _check_int(n_mels, "n_mels")
-    fmin = _check_real(fmin, "fmin", low=0, strict=False)
-    fmax = _check_real(fmax, "fmax", allow_none=True)
-    if fmax is not None and fmax <= fmin:
-        raise ValueError(f"fmax must be > fmin, got fmin={fmin!r}, fmax={fmax!r}")
-    if fmax is None and sr / 2 <= fmin:
-        raise ValueError(f"fmin must be < sr / 2 = {sr / 2!r}, got {fmin!r}")
+    fmin, fmax = _check_mel_range(sr, fmin, fmax)
     return librosa.filters.mel(
         sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm,
         dtype=dtype,
@@ -394,12 +399,7 @@ def logmel(
         raise ValueError(f"win_length must be <= n_fft={n_fft}, got {win_length}")
     hop_length = _check_int(hop_length, "hop_length")
     n_mels = _check_int(n_mels, "n_mels")
-    fmin = _check_real(fmin, "fmin", low=0, strict=False)
-    fmax = _check_real(fmax, "fmax", allow_none=True)
-    if fmax is not None and fmax <= fmin:
-        raise ValueError(f"fmax must be > fmin, got fmin={fmin!r}, fmax={fmax!r}")
-    if fmax is None and sr / 2 <= fmin:
-        raise ValueError(f"fmin must be < sr / 2 = {sr / 2!r}, got {fmin!r}")
+    fmin, fmax = _check_mel_range(sr, fmin, fmax)
     power = _check_real(power, "power", low=0)
     amin = _check_real(amin, "amin", low=0)
     if not isinstance(center, (bool, np.bool_)):
