@@ -277,6 +277,13 @@ class FeatureSet:
             f"store_frames={len(self.store)}, augmentations={augs})"
         )
 
+    def band_statistics(self):
+        """Mean and standard deviation of each band over the frames of the
+        rows' recordings, each recording counted once."""
+        spans = np.unique(np.stack([self.rec_start, self.rec_stop], axis=1), axis=0)
+        frames = self.store[np.concatenate([np.arange(a, b) for a, b in spans])]
+        return frames.mean(axis=0), frames.std(axis=0)
+
     # -- training-time draws ----------------------------------------------
     @property
     def is_augmented(self):

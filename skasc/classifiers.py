@@ -229,6 +229,9 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.net_ = self._build_net(features, len(self.classes_), seed, distillation)
+            self.net_.initialize()
+            if self.standardize:
+                self.net_.module_.set_input_normalization(*features.band_statistics())
             done = self._resume_from_checkpoint(y_enc)
             if done < self.max_epochs:
                 self.net_.partial_fit(rows, y_enc, epochs=self.max_epochs - done)
@@ -244,13 +247,8 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
                                input_shape=list(self.input_shape_)), sort_keys=True, default=repr)
 
     def _resume_from_checkpoint(self, y_enc):
-        """Load the checkpoint in checkpoint_dir, if any; return epochs done."""
-        self.net_.initialize()
-        if self.standardize:
-            features = self.net_.iterator_train__collate_fn.features
-            frames = features.store[np.unique(np.concatenate(
-                [np.arange(a, b) for a, b in set(zip(features.rec_start.tolist(), features.rec_stop.tolist()))]))]
-            self.net_.module_.set_input_normalization(frames.mean(axis=0), frames.std(axis=0))
+        """Load the checkpoint in checkpoint_dir into the initialized net, if any;
+        return the epochs done."""
         if self.checkpoint_dir is None:
             return 0
         folder = Path(self.checkpoint_dir)
@@ -314,9 +312,6 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "module_")
         return [self.module_]
 
-    def _logits(self, windows_tensor):
-        return self.module_(windows_tensor)
-
     def predict_logits(self, X, batch_size=512):
         """Logits of each clip, shape (n_clips, n_classes)."""
         check_is_fitted(self, "module_")
@@ -324,7 +319,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         fast = cached_fast_predictor(self, [self.module_], self.input_shape_, device=self.device)
         if fast is not None:  # CPU, no forward hooks
             return _fast_batched_logits(fast, features, batch_size)
-        return _batched_logits(self._logits, features, self.device, [self.module_], batch_size)
+        return _batched_logits(self.module_, features, self.device, batch_size)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -332,15 +327,15 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _batched_logits(fn, features, device, modules, batch_size):
+def _batched_logits(module, features, device, batch_size):
+    """Logits of ``module`` (put in eval mode) over ``features``, batch by batch."""
+    module.eval()
     out = []
-    for m in modules:
-        m.eval()
     with torch.inference_mode():
         for start in range(0, len(features), batch_size):
             rows = np.arange(start, min(start + batch_size, len(features)))
             x = as_tensor_windows(features.windows(rows)).to(device, memory_format=torch.channels_last)
-            out.append(fn(x).float().cpu())
+            out.append(module(x).float().cpu())
     if not out:
         return np.zeros((0, 0), np.float32)
     return torch.cat(out).numpy()
@@ -443,7 +438,7 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         if fast is not None:  # CPU, no forward hooks
             return _fast_batched_logits(fast, features, batch_size)
         fused = FusedTeacher(self._torch_modules(), self.fusion)
-        return _batched_logits(fused, features, device, [], batch_size)
+        return _batched_logits(fused, features, device, batch_size)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
