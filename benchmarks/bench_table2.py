@@ -79,9 +79,10 @@ from common import (  # noqa: E402
     mean_std,
     replica_root,
     set_threads,
-    table,
     timed,
 )
+
+from skasc._table import format_table  # noqa: E402
 
 #: The seed paper's Table 2 (real TAU22 fold1_evaluate, 1x256x51 input).
 PAPER_TABLE2 = {
@@ -194,8 +195,8 @@ def render(results, markdown=False):
             m["name"], m["hidden"], fmt_int(m["params"]), fmt_macs(m["macs"]),
             fmt_pm(accs, 100, 1), fmt_pm(lls, 1, 3), len(accs),
         ])
-    lines.append(table(["model", "hidden", "params", "MACs", "accuracy (%)", "log-loss", "runs"],
-                       rows, ["l", "r", "r", "r", "r", "r", "r"], markdown))
+    lines.append(format_table(["model", "hidden", "params", "MACs", "accuracy (%)", "log-loss", "runs"],
+                              rows, markdown=markdown))
     lines.append("")
     lines.append("Per-device accuracy (%) on evaluate, mean over runs (real a-c, seen s1-s3, "
                  "unseen s4-s6):")
@@ -205,7 +206,7 @@ def render(results, markdown=False):
     for m in dev_models:
         per_run = [_device_accs(r) for r in m["device_reports"]]
         rows.append([m["name"]] + [f"{100 * np.mean([r[c] for r in per_run]):.1f}" for c in cols])
-    lines.append(table(["model", *cols], rows, None, markdown))
+    lines.append(format_table(["model", *cols], rows, markdown=markdown))
     lines.append("")
     s = results["summary"]
     per_seed = ", ".join(f"{d:+.1f}" for d in s["kd_gain_per_seed"])

@@ -107,19 +107,3 @@ def fmt_int(n):
 
 def fmt_macs(n):
     return f"{n / 1e6:.2f} M"
-
-
-def table(header, rows, align=None, markdown=False):
-    """Aligned plain-text (or Markdown) table; ``align`` is 'l'/'r' per column."""
-    align = align or ["l"] + ["r"] * (len(header) - 1)
-    cells = [list(map(str, header))] + [list(map(str, r)) for r in rows]
-    if markdown:
-        sep = ["---" if a == "l" else "---:" for a in align]
-        return "\n".join("| " + " | ".join(r) + " |" for r in [cells[0], sep, *cells[1:]])
-    widths = [max(len(r[j]) for r in cells) for j in range(len(header))]
-
-    def line(r):
-        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w)
-                         for c, w, a in zip(r, widths, align)).rstrip()
-
-    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])])

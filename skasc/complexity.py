@@ -7,12 +7,14 @@ multiply-accumulate operations (MACs) per inference of one 1-s example and to
 ``torchinfo.summary(model, input_size=(1, C, F, T))``: ``total_params`` and
 ``total_mult_adds``.
 
-This module reproduces torchinfo's counting rules with forward hooks, so
-torchinfo is not needed at run time (the test-suite checks the totals against
-torchinfo on several networks and input sizes):
+This module counts with that same call (on a zero batch of one example, on
+the module's own device, in eval mode, silently) and adds what torchinfo does
+not give: Table 1's rows (composite blocks such as ``DwBlock`` rolled up from
+their layers), the parameter memory per numeric format and the limit checks.
+torchinfo's rules, for reference:
 
 * parameters: every parameter of the model, counted once (pruning masks
-  ``*_orig`` / ``*_mask`` are honoured as torchinfo does);
+  ``*_orig`` / ``*_mask`` are honoured);
 * MACs, summed over the *leaf* modules executed by one forward pass of a
   batch of one example, for each parameter tensor of the layer named
   ``weight`` or ``bias``:
@@ -45,13 +47,19 @@ so :data:`PARAM_MEMORY_LIMIT_BYTES` is **128,000 bytes** (32,000 float32,
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
-from numbers import Integral
 
 import numpy as np
 import torch
+import torchinfo
 from torch import nn
+
+from ._table import format_table
+from .nn import _check_input_shape
+
+#: Columns of the Table-1-like report (text and Markdown).
+_TABLE_HEADER = ("Layer", "Type", "Output shape", "Params", "MACs")
+_TABLE_ALIGN = ("l", "l", "l", "r", "r")
 
 __all__ = [
     "MAC_LIMIT",
@@ -104,85 +112,13 @@ def _dtype_key(dtype):
     return _DTYPE_ALIASES[name]
 
 
-def _check_input_shape(input_shape):
-    if isinstance(input_shape, (str, bytes)):
-        shape = None
-    else:
-        try:
-            shape = tuple(input_shape)
-        except TypeError:
-            shape = None
-    if shape is None or len(shape) != 3 or not all(
-        isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in shape
-    ):
-        raise ValueError(
-            "input_shape must be a sequence (C, F, T) of 3 positive integers "
-            f"(channels, frequency bands, time frames) without the batch "
-            f"dimension, got {input_shape!r}."
-        )
-    return tuple(int(s) for s in shape)
-
-
 # --------------------------------------------------------------------------
 # counting
 # --------------------------------------------------------------------------
 
 
-def _rgetattr(obj, dotted):
-    for part in dotted.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
-
-
-def _param_count(module, name, param):
-    """Number of parameters of ``param``, honouring pruning masks as torchinfo does."""
-    if name.endswith("_orig"):
-        base = name[: -len("_orig")]
-        mask = _rgetattr(module, f"{base}_mask")
-        if mask is not None:
-            return int(torch.sum(mask)), base.rsplit(".", 1)[-1]
-    return param.nelement(), name.rsplit(".", 1)[-1]
-
-
-def _n_params(module):
-    return sum(_param_count(module, n, p)[0] for n, p in module.named_parameters())
-
-
-def _leaf_macs(module, out_shape):
-    """MACs of one call of a leaf module, with torchinfo's rules."""
-    if not out_shape:
-        return 0
-    is_conv = "Conv" in type(module).__name__
-    macs = 0
-    for name, param in module.named_parameters():
-        n, short = _param_count(module, name, param)
-        if short in ("weight", "bias"):
-            if is_conv:
-                macs += int(n * math.prod(out_shape[:1] + out_shape[2:]))
-            else:
-                macs += out_shape[0] * n
-        elif "weight" in short or "bias" in short:
-            macs += math.prod(out_shape[:2]) * n
-    return int(macs)
-
-
-def _output_shape(out):
-    """Shape of a layer's output: a tensor's shape, else that of its first tensor."""
-    if isinstance(out, torch.Tensor):
-        return tuple(out.shape)
-    if isinstance(out, (list, tuple)):
-        for item in out:
-            shape = _output_shape(item)
-            if shape:
-                return shape
-    if isinstance(out, dict):
-        return _output_shape(list(out.values()))
-    return ()
-
-
 def _example_input(module, input_shape):
+    """A zero batch of one example, in the module's dtype and on its device."""
     ref = next(module.parameters(), None)
     if ref is None:
         ref = next(module.buffers(), None)
@@ -226,98 +162,65 @@ class LayerComplexity:
 
 
 def _trace(module, input_shape):
-    """Run one forward pass with hooks; return (layers, total_params, total_macs)."""
+    """Count ``module`` with torchinfo; return (layers, total_params, total_macs)."""
+    x = _example_input(module, input_shape)
+    training = [(m, m.training) for m in module.modules()]
+    try:
+        # input_data on the module's own device, not input_size: given only a
+        # size, torchinfo moves the module to CUDA whenever CUDA is available.
+        stats = torchinfo.summary(module, input_data=x, verbose=0, mode="eval")
+    except RuntimeError as exc:  # torchinfo wraps the forward pass's error
+        cause = exc.__cause__ or exc
+        raise ValueError(
+            f"Could not run {type(module).__name__} on an input of shape "
+            f"{tuple(x.shape)} (input_shape={input_shape}): {cause}"
+        ) from cause
+    finally:
+        # torchinfo restores the root's mode only, which would flatten a
+        # mix of train/eval submodules.
+        for m, mode in training:
+            m.training = mode
+
     names = {}
     for name, sub in module.named_modules():
         names.setdefault(id(sub), name)
-    records = []
-    stack = []
-    params_seen = set()
-
-    def pre_hook(mod, args):
-        first = id(mod) not in params_seen
-        params_seen.add(id(mod))
-        rec = {
-            "module": mod,
-            "name": names.get(id(mod), type(mod).__name__),
-            "depth": len(stack),
-            "params": _n_params(mod) if first else 0,
-            "macs": 0,
-            "shape": (),
-            "is_leaf": not any(True for _ in mod.children()),
-        }
-        records.append(rec)
-        stack.append(rec)
-
-    def post_hook(mod, args, out):
-        # pop the record of ``mod`` (the innermost one opened for it)
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i]["module"] is mod:
-                rec = stack.pop(i)
-                del stack[i:]
-                break
-        else:  # pragma: no cover - hooks always come in pairs
-            return
-        rec["shape"] = _output_shape(out)
-        if rec["is_leaf"]:
-            macs = _leaf_macs(mod, rec["shape"])
-            rec["macs"] += macs
-            for parent in stack:
-                parent["macs"] += macs
-
-    training = {id(m): m.training for m in module.modules()}
-    handles = []
-    try:
-        for sub in {id(m): m for m in module.modules()}.values():
-            handles.append(sub.register_forward_pre_hook(pre_hook))
-            handles.append(sub.register_forward_hook(post_hook))
-        module.eval()
-        x = _example_input(module, input_shape)
-        try:
-            with torch.no_grad():
-                module(x)
-        except Exception as exc:
-            raise ValueError(
-                f"Could not run {type(module).__name__} on an input of shape "
-                f"{tuple(x.shape)} (input_shape={input_shape}): {exc}"
-            ) from exc
-    finally:
-        for h in handles:
-            h.remove()
-        for m in module.modules():
-            m.training = training.get(id(m), m.training)
-
-    total_params = _n_params(module)
-    total_macs = sum(r["macs"] for r in records if r["is_leaf"])
-    root_is_leaf = bool(records) and records[0]["depth"] == 0 and records[0]["is_leaf"]
+    infos = stats.summary_list
+    root_is_leaf = infos[0].depth == 0 and infos[0].is_leaf_layer
     layers = tuple(
         LayerComplexity(
-            name=r["name"] or type(r["module"]).__name__,
-            type=type(r["module"]).__name__,
-            output_shape=tuple(r["shape"][1:]),
-            params=int(r["params"]),
-            macs=int(r["macs"]),
-            depth=int(r["depth"]),
-            is_leaf=bool(r["is_leaf"]),
+            name=names.get(info.layer_id) or type(info.module).__name__,
+            type=type(info.module).__name__,
+            output_shape=tuple(info.output_size[1:]),
+            # torchinfo counts a reused layer's parameters at its first call
+            params=0 if info.is_recursive else int(info.num_params),
+            # a composite row (e.g. a DwBlock) sums the MACs of its leaves
+            macs=int(
+                info.macs
+                if info.is_leaf_layer
+                else sum(c.macs for c in info.children if c.is_leaf_layer)
+            ),
+            depth=int(info.depth),
+            is_leaf=bool(info.is_leaf_layer),
         )
-        for r in records
-        if r["depth"] > 0 or root_is_leaf
+        for info in infos
+        if info.depth > 0 or root_is_leaf
     )
-    return layers, int(total_params), int(total_macs)
+    return layers, int(stats.total_params), int(stats.total_mult_adds)
 
 
 def count_params_macs(module, input_shape):
     """Count parameters and MACs of a torch module as the DCASE tool does.
 
-    Equivalent to ``torchinfo.summary(module, input_size=(1, *input_shape))``'s
-    ``total_params`` and ``total_mult_adds``, without needing torchinfo.
+    ``torchinfo.summary(module, input_size=(1, *input_shape))``'s
+    ``total_params`` and ``total_mult_adds``, counted on the module's own
+    device without printing anything.
 
     Parameters
     ----------
     module : torch.nn.Module
         The network. It is run once, in eval mode and without gradients, on a
-        zero input of shape ``(1, *input_shape)``; its train/eval state is
-        restored afterwards.
+        zero input of shape ``(1, *input_shape)`` on its own device; the
+        train/eval state of each submodule is restored afterwards.
     input_shape : tuple of int (C, F, T)
         Shape of one example, without the batch dimension.
 
@@ -351,6 +254,8 @@ def _fmt_int(n):
 
 
 def _fmt_shape(shape):
+    if not shape:  # a container that is never called itself (ModuleList)
+        return "-"
     if len(shape) == 1:
         return str(shape[0])
     return "(" + ", ".join(str(s) for s in shape) + ")"
@@ -364,7 +269,9 @@ class ComplexityReport:
     Parameters
     ----------
     layers : sequence of LayerComplexity
-        Every executed layer, in execution order, with its depth.
+        Every layer, in execution order, with its depth (a container that is
+        never called itself, e.g. a ``ModuleList``, comes before its first
+        layer).
     total_params : int
         Total number of parameters.
     total_macs : int
@@ -587,17 +494,10 @@ class ComplexityReport:
         -------
         str
         """
-        head = ("Layer", "Type", "Output shape", "Params", "MACs")
-        body = self._table_rows(show_children)
         total = ("Total", "", "", f"{self.total_params:,}", f"{self.total_macs:,}")
-        widths = [max(len(r[i]) for r in [head, *body, total]) for i in range(5)]
-        align = ("<", "<", "<", ">", ">")
-
-        def fmt(row):
-            return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(row, align, widths)).rstrip()
-
-        rule = "  ".join("-" * w for w in widths)
-        lines = [self._header(), fmt(head), rule, *map(fmt, body), rule, fmt(total), ""]
+        table = format_table(_TABLE_HEADER, self._table_rows(show_children), _TABLE_ALIGN,
+                             footer=[total])
+        lines = [self._header(), table, ""]
         pb = self.param_bytes
         lines.append(
             "Parameter memory: "
@@ -633,24 +533,19 @@ class ComplexityReport:
         -------
         str
         """
+        rows = []
+        for name, typ, shape, params, macs in self._table_rows(show_children):
+            indent = len(name) - len(name.lstrip(" "))
+            rows.append(["&nbsp;" * indent + name.lstrip(" "), typ, shape, params, macs])
+        total = ["**Total**", "", "", f"**{self.total_params:,}**", f"**{self.total_macs:,}**"]
         lines = [
             f"**{self._header()}**",
             "",
-            "| Layer | Type | Output shape | Params | MACs |",
-            "|---|---|---|---:|---:|",
+            format_table(_TABLE_HEADER, rows, _TABLE_ALIGN, markdown=True, footer=[total]),
+            "",
+            format_table(["Limit (DCASE 2023 Task 1)", "Value", "Limit", "Verdict"],
+                         self._limit_lines(), ["l", "r", "r", "l"], markdown=True),
         ]
-        for name, typ, shape, params, macs in self._table_rows(show_children):
-            indent = len(name) - len(name.lstrip(" "))
-            name = "&nbsp;" * indent + name.lstrip(" ")
-            lines.append(f"| {name} | {typ} | {shape} | {params} | {macs} |")
-        lines.append(
-            f"| **Total** | | | **{self.total_params:,}** | **{self.total_macs:,}** |"
-        )
-        lines.append("")
-        lines.append("| Limit (DCASE 2023 Task 1) | Value | Limit | Verdict |")
-        lines.append("|---|---:|---:|---|")
-        for name, value, limit, verdict in self._limit_lines():
-            lines.append(f"| {name} | {value} | {limit} | {verdict} |")
         return "\n".join(lines)
 
 

@@ -33,6 +33,8 @@ from collections.abc import Mapping
 import numpy as np
 from sklearn.metrics import confusion_matrix, log_loss
 
+from ._table import format_table
+
 __all__ = [
     "DEVICE_GROUPS",
     "macro_accuracy",
@@ -470,23 +472,6 @@ def _fmt_ll(v):
     return "-" if v is None else f"{v:.3f}"
 
 
-def _table(header, rows, markdown, align):
-    """Aligned text (or Markdown) table; align: 'l'/'r' per column."""
-    cells = [list(map(str, header))] + [list(map(str, r)) for r in rows]
-    if markdown:
-        sep = ["---" if a == "l" else "---:" for a in align]
-        lines = ["| " + " | ".join(row) + " |" for row in [cells[0], sep, *cells[1:]]]
-        return "\n".join(lines)
-    widths = [max(len(row[j]) for row in cells) for j in range(len(header))]
-
-    def line(row):
-        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)]
-        return "  ".join(parts).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0]), rule, *map(line, cells[1:])])
-
-
 def format_device_report(report, *, markdown=False):
     """A :func:`device_report` as two tables: devices, then classes.
 
@@ -532,11 +517,11 @@ def format_device_report(report, *, markdown=False):
         ["log-loss"] + [_fmt_ll(c["log_loss"]) for _, c in cols],
         ["clips"] + [str(c["n"]) for _, c in cols],
     ]
-    first = _table(header, rows, markdown, ["l"] + ["r"] * len(cols))
+    first = format_table(header, rows, ["l"] + ["r"] * len(cols), markdown=markdown)
     class_rows = [
         [str(lab), _fmt_acc(c["accuracy"]), _fmt_ll(c["log_loss"]), str(c["n"])]
         for lab, c in report["classes"].items()
     ]
-    second = _table(["class", "accuracy (%)", "log-loss", "clips"], class_rows, markdown,
-                    ["l", "r", "r", "r"])
+    second = format_table(["class", "accuracy (%)", "log-loss", "clips"], class_rows,
+                          ["l", "r", "r", "r"], markdown=markdown)
     return first + "\n\n" + second

@@ -52,19 +52,24 @@ def _check_positive_int(value, name):
 
 
 def _check_input_shape(input_shape):
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise ValueError(
-            "input_shape must be a sequence (C, F, T) of 3 positive integers, "
-            f"got {input_shape!r}."
-        ) from None
-    if len(shape) != 3 or not all(
+    """Validate the shape ``(C, F, T)`` of one example; return it as a tuple of ints.
+
+    Shared by the network and :mod:`skasc.complexity`.
+    """
+    shape = None
+    # str and bytes iterate too (b"\x01\x08\x08" would read as (1, 8, 8))
+    if not isinstance(input_shape, (str, bytes)):
+        try:
+            shape = tuple(input_shape)
+        except TypeError:
+            pass
+    if shape is None or len(shape) != 3 or not all(
         isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in shape
     ):
         raise ValueError(
             "input_shape must be a sequence (C, F, T) of 3 positive integers "
-            f"(channels, frequency bands, time frames), got {input_shape!r}."
+            "(channels, frequency bands, time frames) without the batch "
+            f"dimension, got {input_shape!r}."
         )
     return tuple(int(s) for s in shape)
 

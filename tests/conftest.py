@@ -1,10 +1,6 @@
-"""Shared fixtures.  Torch runs single-threaded in tests: the networks here
-are tiny, and on a 2-core CI machine extra threads only add spin-waiting."""
+"""Shared fixtures (torch's thread count is set in the root conftest.py)."""
 
 import pytest
-import torch
-
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

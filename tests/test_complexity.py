@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torchinfo
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
@@ -93,9 +94,34 @@ def test_teacher_totals():
 
 
 def _torchinfo_totals(model, input_shape):
-    torchinfo = pytest.importorskip("torchinfo")
-    stats = torchinfo.summary(model, input_size=(1, *input_shape), verbose=0)
+    # the DCASE tool's call, as NeSsi / the 2024 baseline make it
+    stats = torchinfo.summary(model, input_size=(1, *input_shape), verbose=0, device="cpu")
     return stats.total_params, stats.total_mult_adds
+
+
+def test_counts_with_torchinfo_quietly(monkeypatch, capsys):
+    net = DwsCNN(hidden=4, input_shape=(1, 16, 16))
+    expected = _torchinfo_totals(net, (1, 16, 16))
+    calls = []
+    real = torchinfo.summary
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torchinfo, "summary", spy)
+    assert count_params_macs(net, (1, 16, 16)) == expected
+    assert len(calls) == 1 and calls[0]["verbose"] == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_counting_never_moves_the_module(monkeypatch):
+    # torchinfo given only input_size moves the model to CUDA when it is
+    # available; counting must run where the module lives and leave it there.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    net = DwsCNN(hidden=4, input_shape=(1, 16, 16))
+    assert count_params_macs(net, (1, 16, 16))[0] == sum(p.numel() for p in net.parameters())
+    assert all(p.device.type == "cpu" for p in net.parameters())
 
 
 @pytest.mark.parametrize("input_shape", [(1, 256, 51), (1, 64, 26)])
@@ -158,6 +184,30 @@ def test_matches_torchinfo_pruned():
     params, macs = count_params_macs(net, (1, 32, 20))
     assert (params, macs) == _torchinfo_totals(net, (1, 32, 20))
     assert params < sum(p.numel() for p in net.parameters())
+
+
+class _WithList(nn.Module):
+    """Layers in a ModuleList, which is never called itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Conv2d(2, 2, 3, padding=1) for _ in range(2)])
+        self.seq = nn.Sequential(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3))
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.seq(x)
+
+
+def test_uncalled_container_rolls_up():
+    report = complexity_report(_WithList(), input_shape=(2, 6, 6))
+    rows = [(r.name, r.output_shape, r.params, r.macs) for r in report.rows]
+    assert rows == [("blocks", (), 76, 2 * 38 * 36), ("seq", (3, 6, 6), 15, 9 * 36 + 6)]
+    assert (report.total_params, report.total_macs) == _torchinfo_totals(_WithList(), (2, 6, 6))
+    line = next(x for x in str(report).splitlines() if x.startswith("blocks"))
+    assert line.split() == ["blocks", "ModuleList", "-", "76", "2,736"]
+    assert [r.depth for r in report.layers if r.name.startswith("blocks.")] == [2, 2]
 
 
 def test_leaf_module_root():

@@ -260,12 +260,3 @@ def test_bad_average_and_duplicate_labels():
         dcase_log_loss(["a"], [[1.0]], labels=["a"], average="weighted")
     with pytest.raises(ValueError, match="duplicates"):
         macro_accuracy(["a"], ["a"], labels=["a", "a"])
-
-
-def test_docstring_examples():
-    import doctest
-
-    import skasc.metrics
-
-    result = doctest.testmod(skasc.metrics)
-    assert result.attempted > 0 and result.failed == 0

@@ -253,6 +253,13 @@ def test_wrong_input_shape_raises(student):
         student(torch.zeros(1, 256, 51))
 
 
+@pytest.mark.parametrize("bad", [b"\x01\x08\x08", "abc", "1x256x51"])
+def test_input_shape_rejects_bytes_and_strings(bad):
+    # bytes iterate to ints: b"\x01\x08\x08" must not pass as (1, 8, 8)
+    with pytest.raises(ValueError, match="input_shape must be a sequence .* without the batch"):
+        DwsCNN(input_shape=bad)
+
+
 def test_numpy_int_input_shape():
     np = pytest.importorskip("numpy")
     net = DwsCNN(input_shape=np.array([1, 256, 51]))
