@@ -111,11 +111,16 @@ class AudioSet:
 
     def __array__(self, dtype=None, copy=None):
         clips = [self.row_clip(i) for i in range(len(self))]
-        lengths = {len(c) for c in clips}
-        if len(lengths) > 1:
+        lengths = np.array([len(c) for c in clips], dtype=np.int64)
+        if len(np.unique(lengths)) > 1:
+            values, counts = np.unique(lengths, return_counts=True)
+            odd = int(np.flatnonzero(lengths != values[np.argmax(counts)])[0])
+            piece = self.recordings[self.row_recording[odd]][self.row_piece[odd]]
+            where = f"row {odd}" + (f" (file {piece!r})" if isinstance(piece, str) else "")
             raise ValueError(
-                f"clips have different lengths {sorted(lengths)}; they cannot be "
-                "viewed as one 2-D array"
+                f"clips have different lengths {values.tolist()}; they cannot be "
+                f"viewed as one 2-D array: {where} has {lengths[odd]} samples, "
+                f"{counts.max()} other clips {values[np.argmax(counts)]}"
             )
         out = np.stack(clips) if clips else np.zeros((0, 0), np.float32)
         return out if dtype is None else out.astype(dtype)

@@ -173,10 +173,12 @@ class _Plan:
         self.lpad = (n_fft - win_length) // 2
         self.win = {torch.float32: torch.from_numpy(win.astype(np.float32)),
                     torch.float64: torch.from_numpy(win)}
+        # librosa's "Empty filters detected" warning reaches the caller, as
+        # from librosa.feature.melspectrogram
+        mel = mel_filterbank(sr, n_fft, n_mels, fmin=fmin, fmax=fmax, htk=htk,
+                             norm=norm, dtype=np.float32)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # empty-filter warnings, as librosa's
-            mel = mel_filterbank(sr, n_fft, n_mels, fmin=fmin, fmax=fmax, htk=htk,
-                                 norm=norm, dtype=np.float32)
+            warnings.simplefilter("ignore")  # torch's sparse CSR "beta" warning
             mel64 = mel.astype(np.float64)
             # Frame energies come from the mel powers: the filters scaled to
             # peak 1 sum to >= 1 between the first and last centre; the bins
@@ -375,6 +377,13 @@ def logmel(
         ``fmax <= fmin``, unknown ``pad_mode`` ...), non-float, complex,
         empty or non-finite input, or ``center=False`` with fewer than
         ``n_fft`` samples.
+
+    Warns
+    -----
+    UserWarning
+        librosa's "Empty filters detected" when some mel band contains no FFT
+        bin (too many bands for ``n_fft``, or ``fmax`` above ``sr / 2``): its
+        output is the constant ``10 * log10(amin)``, as in librosa.
 
     Notes
     -----

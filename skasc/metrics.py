@@ -34,6 +34,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, log_loss
 
 from ._table import format_table
+from .datasets import REAL_DEVICES, SEEN_DEVICES, UNSEEN_DEVICES
 
 __all__ = [
     "DEVICE_GROUPS",
@@ -44,11 +45,7 @@ __all__ = [
 ]
 
 #: Device groups of the challenge, in reporting order.
-DEVICE_GROUPS = {
-    "real": ("a", "b", "c"),
-    "seen": ("s1", "s2", "s3"),
-    "unseen": ("s4", "s5", "s6"),
-}
+DEVICE_GROUPS = {"real": REAL_DEVICES, "seen": SEEN_DEVICES, "unseen": UNSEEN_DEVICES}
 _DEVICE_ORDER = tuple(d for g in DEVICE_GROUPS.values() for d in g)
 
 # Rows of a probability matrix may deviate this much from summing to one

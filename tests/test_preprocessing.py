@@ -246,7 +246,7 @@ def test_transform_is_identity_and_params_are_tunable():
         np.testing.assert_array_equal(np.asarray(out), X.reshape(8, -1))
         assert not out.augmentations
         assert clone(step).get_params() == step.get_params()
-    with pytest.raises(ValueError, match="p must be in"):
+    with pytest.raises(ValueError, match="'p' parameter of RandomCrop must be a float in the range"):
         RandomCrop(p=2.0).fit(X)
     with pytest.raises(ValueError, match="freq_mask_width"):
         SpecAugment(freq_mask_width=-1).fit(X)

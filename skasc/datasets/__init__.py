@@ -1,0 +1,38 @@
+"""Data sets: the TAU Urban Acoustic Scenes 2022 Mobile loader and a generator
+of miniature synthetic replicas with exactly the same layout.
+
+As in :mod:`sklearn.datasets`, loaders (``load_*``, reading data from disk)
+live apart from generators (``make_*``, writing synthetic data):
+
+* :mod:`skasc.datasets._tau22`: the data set's facts and :func:`load_tau22`;
+* :mod:`skasc.datasets._synthesis`: the signal synthesis of the replica;
+* :mod:`skasc.datasets._replica`: :func:`make_tau22`, the replica writer.
+"""
+
+from ._replica import make_tau22
+from ._tau22 import (
+    CITIES,
+    CLIP_SAMPLES,
+    DEVICES,
+    REAL_DEVICES,
+    SAMPLE_RATE,
+    SCENES,
+    SEEN_DEVICES,
+    UNSEEN_DEVICES,
+    load_tau22,
+    tau22_recording_groups,
+)
+
+__all__ = [
+    "load_tau22",
+    "make_tau22",
+    "tau22_recording_groups",
+    "SCENES",
+    "CITIES",
+    "DEVICES",
+    "REAL_DEVICES",
+    "SEEN_DEVICES",
+    "UNSEEN_DEVICES",
+    "SAMPLE_RATE",
+    "CLIP_SAMPLES",
+]

@@ -1,0 +1,331 @@
+"""Writing miniature synthetic TAU22 replicas with exactly the real layout.
+
+:func:`make_tau22` writes a folder with the same files, names, CSV formats and
+audio format (44.1 kHz mono PCM_24) as the real development set, whose scenes
+and devices differ audibly (see :mod:`skasc.datasets._synthesis`), for tests,
+examples and quick experiments.
+"""
+
+import csv
+import io
+import json
+import os
+import pathlib
+import shutil
+
+import numpy as np
+import scipy.fft as sfft
+import soundfile as sf
+
+from ._synthesis import (
+    _SCENE_PROTOTYPES,
+    _device_params,
+    _location_params,
+    _location_spectra,
+    _record,
+    _stable_seed,
+    _synthesize_scene,
+)
+from ._tau22 import (
+    CITIES,
+    CLIP_SAMPLES,
+    DEVICES,
+    META_COLUMNS,
+    RECORDING_SAMPLES,
+    SAMPLE_RATE,
+    SCENES,
+    SETUP_COLUMNS,
+    SNIPPETS_PER_RECORDING,
+    UNSEEN_DEVICES,
+)
+
+__all__ = ["make_tau22"]
+
+_MARKER = "skasc_replica.json"
+_REPLICA_FORMAT = 1
+
+# --------------------------------------------------------------------------
+# Replica layout and writing
+# --------------------------------------------------------------------------
+def _plan(n_cities, n_locations, n_segments, devices, random_state):
+    """List of segments: dict(scene, city, loc, seg, split, devices, keys)."""
+    extra_train = [d for d in devices if d != "a" and d not in UNSEEN_DEVICES]
+    extra_eval = [d for d in devices if d != "a"]
+    plan = []
+    loc_counter = 0
+    seg_counter = 0
+    for si, scene in enumerate(SCENES):
+        rng = np.random.default_rng([random_state, 1, si])
+        locations = []
+        for city in CITIES[:n_cities]:
+            for _ in range(n_locations):
+                segs = [40000 + 10 * (seg_counter + k) for k in range(n_segments)]
+                seg_counter += n_segments
+                locations.append((city, 1000 + loc_counter, segs))
+                loc_counter += 1
+        n_loc = len(locations)
+        n_eval = int(min(n_loc - 1, max(1, round(0.3 * n_loc))))
+        eval_idx = set(rng.choice(n_loc, size=n_eval, replace=False).tolist())
+        entries = {"train": [], "evaluate": []}
+        for li, (city, loc, segs) in enumerate(locations):
+            split = "evaluate" if li in eval_idx else "train"
+            for seg in segs:
+                entries[split].append(
+                    dict(scene=scene, scene_index=si, city=city, loc=loc, seg=seg,
+                         split=split, devices=["a"])
+                )
+        for split, extra in (("train", extra_train), ("evaluate", extra_eval)):
+            segs = entries[split]
+            offset = int(rng.integers(len(segs)))
+            for j, d in enumerate(extra):
+                segs[(offset + j) % len(segs)]["devices"].append(d)
+            for e in segs:
+                e["devices"] = [d for d in devices if d in e["devices"]]
+            plan.extend(segs)
+    return plan
+
+
+def _clip_name(e, k, device):
+    return f"audio/{e['scene']}-{e['city']}-{e['loc']}-{e['seg']}-{k}-{device}.wav"
+
+
+def _write_wav(path, x):
+    """Write a 44.1 kHz mono PCM_24 wav (encoded in memory: soundfile's own
+    close() fsyncs every file, which is slow for thousands of clips)."""
+    buf = io.BytesIO()
+    sf.write(buf, x, SAMPLE_RATE, subtype="PCM_24", format="WAV")
+    with open(path, "wb") as fh:
+        fh.write(buf.getvalue())
+
+
+def _write_tsv(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def make_tau22(
+    root,
+    *,
+    n_cities=3,
+    n_locations=2,
+    n_segments=2,
+    devices=DEVICES,
+    random_state=0,
+    overwrite=False,
+):
+    """Write a miniature synthetic TAU Urban Acoustic Scenes 2022 Mobile folder.
+
+    The folder has exactly the layout and formats of the real development set
+    (see :func:`load_tau22`): tab-separated ``meta.csv`` and
+    ``evaluation_setup/fold1_{train,evaluate,test}.csv`` (the test file lists
+    the evaluate clips, filename column only) and ``audio/*.wav`` clips of
+    1 s, 44.1 kHz, mono, 24-bit PCM, named
+    ``<scene>-<city>-<location id>-<segment id>-<snippet>-<device>.wav``.
+
+    **Layout.** For each of the 10 scenes, each of the first ``n_cities``
+    cities of :data:`CITIES` has ``n_locations`` recording locations
+    (location ids 1000, 1001, ... unique over the whole replica) and each
+    location has ``n_segments`` 10-s recordings (segment ids 40000, 40010,
+    ...), each cut into snippets 0..9. Per scene, about 30 % of the
+    ``n_cities * n_locations`` locations (at least one; at least one stays in
+    train) form the evaluate split, the rest the train split: no location is
+    in both. Device ``a`` records every segment. In the train split each of
+    b, c, s1, s2, s3 (those in ``devices``) records one segment per scene,
+    in parallel with ``a``; in the evaluate split each of b, c, s1..s6 (those
+    in ``devices``) records one segment per scene, so s4, s5 and s6 only
+    appear there. With all devices a scene has
+    ``S = n_cities * n_locations * n_segments`` segments and ``10 * (S + 13)``
+    clips: the defaults give 2,500 clips (250 recordings of 10 s, about
+    330 MB, written in about 15 s on one core); ``n_cities=2,
+    n_locations=2, n_segments=1`` gives 1,700 clips.
+
+    **Audio.** Each scene has a characteristic background spectrum (coloured
+    noise with a scene-specific tilt and resonances), slow amplitude
+    modulation, and scene-specific components with their own rates and
+    levels: speech-like babble (airport, shopping mall, station, squares),
+    engine harmonics and motor whine (bus, tram, metro, traffic), music
+    (shopping mall), footsteps, clicks, announcement chimes, door beeps,
+    passing cars, horns, bird songs, wind gusts, brake squeals and passing
+    trains. Pairs such as metro/metro_station, public_square/
+    street_pedestrian, bus/tram and airport/shopping_mall are deliberately
+    similar. Every location perturbs its scene's parameters at random
+    (level, spectrum, rates), so generalising to new locations is harder
+    than to new segments. Each segment is one continuous 441,000-sample
+    signal: its snippets concatenated in order give it back. A device
+    applies its own smooth frequency response (random equaliser, high- and
+    low-pass corners, a resonance), gain and noise floor (b and c also
+    slight saturation); device ``a`` is nearly flat. Parallel recordings of
+    a segment share the same scene signal. Everything is drawn from
+    ``random_state``: the same value gives byte-identical files.
+
+    Parameters
+    ----------
+    root : str or path-like
+        Folder to write; created if missing.
+    n_cities : int, default=3
+        Cities per scene (1..12).
+    n_locations : int, default=2
+        Locations per city and scene; ``n_cities * n_locations`` must be at
+        least 2 so that train and evaluate both get a location.
+    n_segments : int, default=2
+        10-s recordings per location.
+    devices : sequence of str, default=DEVICES
+        Devices to include, a subset of :data:`DEVICES` containing ``"a"``.
+    random_state : int, default=0
+        Seed of everything (non-negative).
+    overwrite : bool, default=False
+        If False and ``root`` is a non-empty folder that is not a complete
+        replica made with the same parameters, raise ``FileExistsError``; a
+        complete replica with the same parameters (recorded in
+        ``root/skasc_replica.json``) is returned as is, without writing. If
+        True, ``meta.csv``, ``evaluation_setup/``, ``audio/`` and
+        ``skasc_replica.json`` in ``root`` are deleted and written anew
+        (other files in ``root`` are left alone).
+
+    Returns
+    -------
+    root : pathlib.Path
+        The absolute path of the replica.
+
+    Raises
+    ------
+    ValueError
+        For invalid parameters.
+    FileExistsError
+        See ``overwrite``.
+
+    See Also
+    --------
+    load_tau22 : read the replica (or the real set).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from skasc.datasets import make_tau22, load_tau22
+    >>> root = make_tau22(tempfile.mkdtemp(), n_cities=2, n_locations=1,
+    ...                   n_segments=1, devices=("a", "s4"))
+    >>> sorted(p.name for p in root.iterdir())
+    ['audio', 'evaluation_setup', 'meta.csv', 'skasc_replica.json']
+    >>> data = load_tau22(root, "all")
+    >>> len(data.X), sorted(set(data.device.tolist()))
+    (300, ['a', 's4'])
+    """
+    params = _check_replica_params(n_cities, n_locations, n_segments, devices, random_state)
+    root = pathlib.Path(os.fspath(root)).expanduser().resolve()
+    marker = root / _MARKER
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"{str(root)!r} exists and is not a folder")
+    if root.is_dir() and any(root.iterdir()):
+        info = None
+        if marker.is_file():
+            try:
+                info = json.loads(marker.read_text())
+            except (OSError, ValueError):
+                info = None
+        if not overwrite:
+            if info is None:
+                raise FileExistsError(
+                    f"{str(root)!r} is not empty and is not a replica written by make_tau22"
+                    f" (no valid {_MARKER}); choose an empty folder or pass overwrite=True"
+                )
+            if info.get("params") != params or info.get("format") != _REPLICA_FORMAT:
+                raise FileExistsError(
+                    f"{str(root)!r} holds a replica made with other parameters"
+                    f" ({info.get('params')}); pass overwrite=True to replace it"
+                )
+            if _replica_complete(root, info):
+                return root
+            raise FileExistsError(
+                f"{str(root)!r} holds an incomplete replica; pass overwrite=True to rewrite it"
+            )
+        for name in (_MARKER, "meta.csv"):
+            if (root / name).is_file():
+                (root / name).unlink()
+        for name in ("audio", "evaluation_setup"):
+            if (root / name).is_dir():
+                shutil.rmtree(root / name)
+    _write_replica(root, params)
+    return root
+
+
+def _check_replica_params(n_cities, n_locations, n_segments, devices, random_state):
+    for name, v in (("n_cities", n_cities), ("n_locations", n_locations), ("n_segments", n_segments)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer; got {v!r}")
+    if n_cities > len(CITIES):
+        raise ValueError(f"n_cities must be at most {len(CITIES)}; got {n_cities}")
+    if n_cities * n_locations < 2:
+        raise ValueError(
+            "n_cities * n_locations must be at least 2 (one location for train,"
+            f" one for evaluate); got {n_cities} * {n_locations}"
+        )
+    if isinstance(devices, str):
+        raise ValueError(f"devices must be a sequence of device names, not the string {devices!r}")
+    devices = list(devices)
+    unknown = [d for d in devices if d not in DEVICES]
+    if unknown or len(set(devices)) != len(devices) or "a" not in devices:
+        raise ValueError(
+            f"devices must be distinct names from {list(DEVICES)} including 'a'; got {devices!r}"
+        )
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise ValueError(f"random_state must be a non-negative integer; got {random_state!r}")
+    return {
+        "n_cities": int(n_cities),
+        "n_locations": int(n_locations),
+        "n_segments": int(n_segments),
+        "devices": [d for d in DEVICES if d in devices],
+        "random_state": int(random_state),
+    }
+
+
+def _replica_complete(root, info):
+    try:
+        n_files = sum(1 for e in os.scandir(root / "audio") if e.name.endswith(".wav"))
+    except OSError:
+        return False
+    needed = ["meta.csv"] + [f"evaluation_setup/fold1_{s}.csv" for s in ("train", "evaluate", "test")]
+    return n_files == info.get("n_clips") and all((root / p).is_file() for p in needed)
+
+
+def _write_replica(root, params):
+    rs = params["random_state"]
+    plan = _plan(params["n_cities"], params["n_locations"], params["n_segments"], params["devices"], rs)
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    (root / "evaluation_setup").mkdir(exist_ok=True)
+    dev_params = {d: _device_params(d, rs) for d in params["devices"]}
+    freqs = np.fft.rfftfreq(RECORDING_SAMPLES, 1.0 / SAMPLE_RATE)
+    loc_cache = {}
+    rows = []
+    for e in plan:
+        key = (e["scene_index"], e["loc"])
+        if key not in loc_cache:
+            loc_rng = np.random.default_rng([rs, 3, e["scene_index"], e["loc"]])
+            p = _location_params(_SCENE_PROTOTYPES[e["scene"]], loc_rng)
+            loc_cache = {key: (p, _location_spectra(p, freqs))}
+        seg_rng = np.random.default_rng([rs, 4, e["scene_index"], e["loc"], e["seg"]])
+        scene = _synthesize_scene(*loc_cache[key], seg_rng)
+        spec = sfft.rfft(scene.astype(np.float32))
+        for d in e["devices"]:
+            rec_rng = np.random.default_rng([rs, 5, e["seg"], _stable_seed(d)])
+            y = _record(spec, dev_params[d], rec_rng)
+            for k in range(SNIPPETS_PER_RECORDING):
+                name = _clip_name(e, k, d)
+                _write_wav(root / name, y[k * CLIP_SAMPLES : (k + 1) * CLIP_SAMPLES])
+                rows.append((name, e["scene"], f"{e['city']}-{e['loc']}", d, e["split"]))
+    rows.sort()
+    _write_tsv(root / "meta.csv", META_COLUMNS, [r[:4] for r in rows])
+    setup = root / "evaluation_setup"
+    _write_tsv(setup / "fold1_train.csv", SETUP_COLUMNS["train"], [r[:2] for r in rows if r[4] == "train"])
+    _write_tsv(setup / "fold1_evaluate.csv", SETUP_COLUMNS["evaluate"],
+               [r[:2] for r in rows if r[4] == "evaluate"])
+    _write_tsv(setup / "fold1_test.csv", SETUP_COLUMNS["test"], [r[:1] for r in rows if r[4] == "evaluate"])
+    info = {
+        "generator": "skasc.datasets.make_tau22",
+        "format": _REPLICA_FORMAT,
+        "params": params,
+        "n_clips": len(rows),
+        "n_recordings": len(rows) // SNIPPETS_PER_RECORDING,
+    }
+    (root / _MARKER).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
