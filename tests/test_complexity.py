@@ -16,7 +16,6 @@ from skasc.complexity import (
     BYTES_PER_PARAM,
     MAC_LIMIT,
     PARAM_MEMORY_LIMIT_BYTES,
-    ComplexityReport,
     LayerComplexity,
     complexity_report,
     count_params_macs,
@@ -340,9 +339,12 @@ def test_to_dict_json(student_report):
 
 
 def test_repr(student_report):
-    assert "31260" in repr(student_report) and "29591778" in repr(student_report)
-    assert isinstance(student_report.rows[0], LayerComplexity)
-    assert isinstance(student_report, ComplexityReport)
+    assert repr(student_report) == (
+        "ComplexityReport(model='DwsCNN', input_shape=(1, 256, 51), total_params=31260, "
+        "total_macs=29591778)")
+    assert student_report.rows[0] == LayerComplexity(
+        name="input_conv", type="Conv2d", output_shape=(18, 256, 51), params=900,
+        macs=11_750_400, depth=1, is_leaf=True)
 
 
 # ---------------------------------------------------------------------------
