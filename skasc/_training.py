@@ -12,14 +12,34 @@ exactly what an uninterrupted run draws there.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.history import History
 
+
+def check_device(device, name="device"):
+    """``device`` as a :class:`torch.device`; ValueError naming ``name`` if it
+    does not parse or names a CUDA device this machine does not have."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name}={device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1'): {exc}"
+        ) from None
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"{name}={device!r}: no such CUDA device here ({torch.cuda.device_count()} visible)"
+        )
+    return parsed
 
 
 class BatchDrawer:
@@ -155,12 +175,130 @@ class FusedTeacher(torch.nn.Module):
         return torch.logsumexp(F.log_softmax(outs, dim=2), dim=0) - np.log(len(self.members))
 
 
+# -- checkpoints -------------------------------------------------------------
+
+
+def _update(h, array):
+    h.update(memoryview(np.ascontiguousarray(array)))
+
+
+def training_fingerprint(features, y, description, extra_arrays=()):
+    """Hex digest of everything a training run depends on.
+
+    The feature frames every row can reach (its recording's span of the
+    store), the row -> recording/window mapping, the augmentations attached
+    to the FeatureSet, the encoded labels, ``description`` (parameters and
+    classes, as text) and ``extra_arrays`` (e.g. a teacher's weights).
+    BLAKE2b over the arrays' memory (the store is hashed in place, nothing
+    is pickled): about 1 GB/s.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    h.update(description.encode())
+    spans = np.unique(np.stack([features.rec_start, features.rec_stop], axis=1), axis=0)
+    for a, b in spans:
+        _update(h, features.store[a:b])  # consecutive rows of a C-contiguous store
+    for array in (features.rec_start, features.rec_stop, features.row_start, np.asarray(y)):
+        _update(h, np.asarray(array, dtype=np.int64))
+    h.update(repr((features.width, features.n_bands, features.augmentations)).encode())
+    for array in extra_arrays:
+        _update(h, array)
+    return h.hexdigest()
+
+
+_CHECKPOINT_KEYS = {"format", "fingerprint", "finished", "module", "optimizer", "history"}
+
+
+class EpochCheckpoint(Callback):
+    """Save the module, optimizer and history after every finished epoch.
+
+    One file, written under a temporary name and moved into place with
+    :func:`os.replace`, so a crash or Ctrl-C while saving leaves the previous
+    epoch's checkpoint intact: the file on disk always holds a whole epoch.
+    ``finished`` is set when training ended normally (all epochs, or early
+    stopping), so a later fit does not train it further.
+    """
+
+    def __init__(self, path, fingerprint):
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+
+    def save(self, net, finished):
+        state = dict(format=1, fingerprint=self.fingerprint, finished=bool(finished),
+                     module=net.module_.state_dict(), optimizer=net.optimizer_.state_dict(),
+                     history=json.dumps(net.history.to_list()))
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(state, tmp)
+            with open(tmp, "r+b") as f:
+                os.fsync(f.fileno())  # on disk before it replaces the last good epoch
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def on_epoch_end(self, net, **kwargs):
+        self.save(net, finished=False)
+
+    def on_train_end(self, net, **kwargs):
+        self.save(net, finished=True)
+
+
+def resume_from_checkpoint(net, path, fingerprint):
+    """Load the checkpoint at ``path`` into the initialized ``net``.
+
+    Returns whether training had finished.  A file that cannot be read as
+    a skasc checkpoint of this very run raises ValueError naming it.
+    """
+    def broken(why):
+        return ValueError(
+            f"checkpoint file {str(path)!r} {why}; delete it (or its folder) to train afresh"
+        )
+
+    try:
+        state = torch.load(path, map_location=net.device, weights_only=True)
+    except Exception as exc:  # torch raises EOFError, RuntimeError, UnpicklingError...
+        raise broken(f"is corrupt or truncated ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or not _CHECKPOINT_KEYS <= set(state):
+        raise broken("is not a skasc checkpoint")
+    if state["fingerprint"] != fingerprint:
+        raise broken("was written for other data or parameters (its fingerprint differs)")
+    try:
+        net.module_.load_state_dict(state["module"])
+        net.optimizer_.load_state_dict(state["optimizer"])
+        net.history = History(json.loads(state["history"]))
+    except Exception as exc:
+        raise broken(f"does not match the network ({type(exc).__name__}: {exc})") from exc
+    return bool(state["finished"])
+
+
+# -- the net -------------------------------------------------------------------
+
+
+class _Interrupted(Exception):
+    """Carries a KeyboardInterrupt past skorch's partial_fit, which swallows it."""
+
+
+def _raised_by_early_stopping(exc):
+    # skorch's EarlyStopping ends training by raising KeyboardInterrupt from
+    # its on_epoch_end: that one is a normal end of training, not Ctrl-C
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code is EarlyStopping.on_epoch_end.__code__
+
+
 class SceneNet(NeuralNet):
     """skorch net trained on soft (mixup) targets, optionally distilled.
 
     ``teacher`` is a :class:`FusedTeacher` (or None); its logits are
     computed inside :meth:`get_loss` on the very batch the student sees,
     i.e. after crop, masks and mixup.
+
+    Unlike skorch's NeuralNet, a KeyboardInterrupt (Ctrl-C) during training
+    propagates out of ``fit``/``partial_fit`` instead of ending training as
+    if it were complete (skorch's EarlyStopping still ends it normally), and
+    a training loss that is not finite stops training with FloatingPointError
+    naming the epoch and batch.
     """
 
     def __init__(self, *args, teacher=None, temperature=2.0, soft_weight=0.5, **kwargs):
@@ -177,10 +315,36 @@ class SceneNet(NeuralNet):
         self.module_.to(memory_format=torch.channels_last)
         return self
 
+    def fit_loop(self, X, y=None, *args, **kwargs):
+        try:
+            return super().fit_loop(X, y, *args, **kwargs)
+        except KeyboardInterrupt as exc:
+            if _raised_by_early_stopping(exc):
+                raise  # partial_fit ends training normally
+            raise _Interrupted() from exc
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        try:
+            return super().partial_fit(X, y, classes, **fit_params)
+        except _Interrupted as exc:
+            raise exc.__cause__ from None
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = y_true.to(y_pred.device)
         if self.teacher is None or not training:
-            return soft_cross_entropy(y_pred, y_true)
-        with torch.no_grad():
-            teacher_logits = self.teacher(X.to(y_pred.device))
-        return distillation_loss(y_pred, y_true, teacher_logits, self.temperature, self.soft_weight)
+            loss = soft_cross_entropy(y_pred, y_true)
+        else:
+            with torch.no_grad():
+                teacher_logits = self.teacher(X.to(y_pred.device))
+            loss = distillation_loss(y_pred, y_true, teacher_logits, self.temperature, self.soft_weight)
+        # checked before the backward pass and the optimizer step, so no NaN
+        # reaches the weights; the sync costs nothing extra, skorch calls
+        # loss.item() on every batch anyway
+        if training and not torch.isfinite(loss.detach()):
+            epoch, batch = len(self.history), len(self.history[-1]["batches"])
+            raise FloatingPointError(
+                f"training loss became non-finite ({loss.item()}) in epoch {epoch}, batch {batch}: "
+                f"training diverged. Lower lr (it was {self.optimizer_.param_groups[0]['lr']:g}) "
+                "or check the features for huge values"
+            )
+        return loss

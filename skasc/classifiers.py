@@ -5,25 +5,37 @@ from __future__ import annotations
 
 import copy
 import json
-import numbers
+import os
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
-from skorch.callbacks import Checkpoint, ProgressBar
+from skorch.callbacks import Callback, ProgressBar
 from skorch.dataset import Dataset
 
 from ._featureset import as_tensor_windows
 from ._inference import cached_fast_predictor
-from ._training import BatchDrawer, CosineLR, EpochSeed, FusedTeacher, SceneNet
+from ._training import (
+    BatchDrawer,
+    CosineLR,
+    EpochCheckpoint,
+    EpochSeed,
+    FusedTeacher,
+    SceneNet,
+    check_device,
+    resume_from_checkpoint,
+    training_fingerprint,
+)
 from .nn import DwsCNN
 from .preprocessing import as_feature_set
 
@@ -62,6 +74,27 @@ def _check_features_for(est, X):
 
 def _softmax(logits):
     return torch.softmax(torch.as_tensor(logits), dim=1).numpy()
+
+
+def _forget_fit(est):
+    """Drop every fitted attribute: a fit that did not finish leaves no model."""
+    for name in [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]:
+        delattr(est, name)
+
+
+def _is_skasc_classifier(est):
+    # the network interface every skasc classifier has (FrozenEstimator
+    # forwards attribute access to the estimator it wraps)
+    return hasattr(est, "_torch_modules")
+
+
+_SKASC_CLASSIFIERS = ("skasc classifiers (DwsCNNClassifier, EnsembleTeacher, DistilledStudent; "
+                      "fitted ones may be wrapped in FrozenEstimator)")
+
+_POSITIVE_INT = [Interval(Integral, 1, None, closed="left")]
+# upper bound np.inf, closed on the right: inf and NaN are refused
+_POSITIVE_REAL = [Interval(Real, 0, np.inf, closed="neither")]
+_NON_NEGATIVE_REAL = [Interval(Real, 0, np.inf, closed="left")]
 
 
 class _SceneClassifierMixin:
@@ -128,13 +161,21 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, as ``(name, callback)`` pairs or callbacks.
     checkpoint_dir : str or path, default=None
-        If set, the network, optimizer and history are saved there after
-        every epoch (skorch's ``Checkpoint``), and a ``fit`` that finds a
-        checkpoint there resumes from it and trains only the remaining
-        epochs.  With an integer ``random_state`` the resumed run ends with
-        exactly the weights of an uninterrupted one (crops, masks, mixup and
-        batch order are seeded per epoch, the learning rate is a function of
-        the epoch).
+        If set, the network, optimizer and history are saved after every
+        finished epoch in ``checkpoint_dir/<fingerprint>/checkpoint.pt``
+        (one file, replaced atomically), where ``<fingerprint>`` is a digest
+        of the training data (the feature frames, which rows use which
+        recording and window, the attached augmentations, the labels) and of
+        the parameters (all but ``callbacks``, ``verbose``, ``device`` and
+        ``checkpoint_dir``; a student's also covers its teacher's weights).
+        A ``fit`` resumes only a checkpoint with the same fingerprint and
+        trains only the remaining epochs; a fit on other data or with other
+        parameters trains afresh in its own subfolder, so every fit of a
+        cross-validation or grid search keeps its own checkpoint.  With an
+        integer ``random_state`` the resumed run ends with exactly the
+        weights of an uninterrupted one (crops, masks, mixup and batch order
+        are seeded per epoch, the learning rate is a function of the epoch).
+        A checkpoint file that cannot be read raises ValueError naming it.
     random_state : int, RandomState or None, default=None
         Seeds weight initialisation, batch order, crops, masks and mixup.
         The same integer gives the same predictions on CPU.
@@ -151,6 +192,15 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         The trained network (in eval mode).
     net_ : skorch.NeuralNet
         The skorch net that trained it (history in ``net_.history``).
+
+    Notes
+    -----
+    ``fit`` either trains all ``max_epochs`` epochs (or until a skorch
+    ``EarlyStopping`` callback ends training) or raises: Ctrl-C
+    (KeyboardInterrupt) propagates, and a training loss that becomes NaN or
+    infinite raises FloatingPointError naming the epoch and batch.  Either
+    way the estimator is left unfitted (with ``checkpoint_dir``, the last
+    finished epoch stays saved for the next ``fit`` to resume).
 
     Examples
     --------
@@ -185,38 +235,60 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    _parameter_constraints: dict = {
+        "hidden": _POSITIVE_INT,
+        "linear_hidden": _POSITIVE_INT,
+        "max_epochs": _POSITIVE_INT,
+        "batch_size": _POSITIVE_INT,
+        "lr": _POSITIVE_REAL,
+        "lr_schedule": [StrOptions({"cosine"}), None],
+        "weight_decay": _NON_NEGATIVE_REAL,
+        "mixup_alpha": [*_NON_NEGATIVE_REAL, None],
+        "standardize": ["boolean"],
+        "device": [str, torch.device],
+        "callbacks": [list, tuple, None],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
     # -- validation -----------------------------------------------------
-    def _validate_params(self):
-        def integer(name, low):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-
-        def real(name, low, strict=False):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Real) or isinstance(v, bool) or v < low or (strict and v == low):
-                raise ValueError(f"{name} must be a number {'>' if strict else '>='} {low}, got {v!r}")
-
-        integer("hidden", 1)
-        integer("linear_hidden", 1)
-        integer("max_epochs", 1)
-        integer("batch_size", 1)
-        real("lr", 0, strict=True)
-        real("weight_decay", 0)
-        if self.mixup_alpha is not None:
-            real("mixup_alpha", 0)
-        if self.lr_schedule not in ("cosine", None):
-            raise ValueError(f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}")
-        torch.device(self.device)  # raises on a malformed device string
+    def _check_params_beyond_table(self):
+        """What the constraint table cannot express; ValueError naming the parameter."""
+        check_device(self.device)
+        for i, cb in enumerate(self.callbacks or ()):
+            obj = cb[1] if isinstance(cb, tuple) and len(cb) == 2 and isinstance(cb[0], str) else cb
+            if not (isinstance(obj, Callback) or (isinstance(obj, type) and issubclass(obj, Callback))):
+                raise ValueError(
+                    f"callbacks[{i}] must be a skorch Callback or a (name, Callback) pair, got {cb!r}"
+                )
+        if self.checkpoint_dir is not None and Path(self.checkpoint_dir).exists() \
+                and not Path(self.checkpoint_dir).is_dir():
+            raise ValueError(
+                f"checkpoint_dir {str(self.checkpoint_dir)!r} is a file, not a folder; "
+                "pass a folder (it is created if missing)"
+            )
 
     # -- training -------------------------------------------------------
     def _distillation(self):
         """Keyword arguments of SceneNet's distillation loss (none here)."""
         return {}
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
-        """Train on clips ``X`` (FeatureSet or array) with labels ``y``."""
-        self._validate_params()
+        """Train on clips ``X`` (FeatureSet or array) with labels ``y``.
+
+        Raises KeyboardInterrupt on Ctrl-C and FloatingPointError if the
+        loss becomes non-finite, leaving the estimator unfitted.
+        """
+        self._check_params_beyond_table()
+        try:
+            return self._fit(X, y)
+        except BaseException:
+            _forget_fit(self)
+            raise
+
+    def _fit(self, X, y):
         features, y = _check_targets(self, X, y)
         self._encoder = LabelEncoder().fit(y)
         self.classes_ = self._encoder.classes_
@@ -225,63 +297,76 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         self.n_features_in_ = features.shape[1]
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         distillation = self._distillation()
+        checkpoint = self._checkpoint_place(features, y_enc)
         rows = np.arange(len(features))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net_ = self._build_net(features, len(self.classes_), seed, distillation)
+            self.net_ = self._build_net(features, len(self.classes_), seed, distillation, checkpoint)
             self.net_.initialize()
             if self.standardize:
-                self.net_.module_.set_input_normalization(*features.band_statistics())
-            done = self._resume_from_checkpoint(y_enc)
+                with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+                    mean, std = features.band_statistics()
+                if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+                    raise ValueError(
+                        f"X holds values too large to standardize (largest magnitude "
+                        f"{np.abs(features.store).max():.3g}): the band statistics overflow float32; "
+                        "check the features' scale"
+                    )
+                self.net_.module_.set_input_normalization(mean, std)
+            done = 0
+            if checkpoint is not None and checkpoint[0].exists():
+                finished = resume_from_checkpoint(self.net_, *checkpoint)
+                done = self.max_epochs if finished else len(self.net_.history)
+                if self.verbose:
+                    print(f"resuming from {checkpoint[0]}: {len(self.net_.history)} of "
+                          f"{self.max_epochs} epochs done", flush=True)
             if done < self.max_epochs:
                 self.net_.partial_fit(rows, y_enc, epochs=self.max_epochs - done)
         self.net_.iterator_train__collate_fn.release()
         self.module_ = self.net_.module_.eval()
         return self
 
-    def _checkpoint_signature(self, y_enc):
+    def _fingerprint_arrays(self):
+        """Arrays besides the data and parameters that a checkpoint is bound to."""
+        return ()
+
+    def _checkpoint_place(self, features, y_enc):
+        """(path of the checkpoint file, fingerprint) of this fit, or None.
+
+        The file lives in a subfolder of checkpoint_dir named after the
+        fingerprint of the data and parameters, so only the very same
+        training is ever resumed.
+        """
+        if self.checkpoint_dir is None:
+            return None
         params = {k: v for k, v in self.get_params(deep=False).items()
                   if k not in ("callbacks", "verbose", "checkpoint_dir", "teacher", "device")}
-        return json.dumps(dict(estimator=type(self).__name__, params=params, n_rows=len(y_enc),
-                               classes=[str(c) for c in self.classes_],
-                               input_shape=list(self.input_shape_)), sort_keys=True, default=repr)
-
-    def _resume_from_checkpoint(self, y_enc):
-        """Load the checkpoint in checkpoint_dir into the initialized net, if any;
-        return the epochs done."""
-        if self.checkpoint_dir is None:
-            return 0
-        folder = Path(self.checkpoint_dir)
+        about = dict(estimator=type(self).__name__, params=params, n_rows=len(y_enc),
+                     classes=[repr(c) for c in self.classes_], input_shape=list(self.input_shape_))
+        text = json.dumps(about, sort_keys=True, default=repr)
+        digest = training_fingerprint(features, y_enc, text, self._fingerprint_arrays())
+        folder = Path(self.checkpoint_dir) / digest
         folder.mkdir(parents=True, exist_ok=True)
-        signature = self._checkpoint_signature(y_enc)
-        sig_file = folder / "skasc_checkpoint.json"
-        if not (folder / "history.json").exists():
-            sig_file.write_text(signature)
-            return 0
-        if not sig_file.exists() or sig_file.read_text() != signature:
-            raise ValueError(
-                f"checkpoint_dir {str(folder)!r} holds a checkpoint of another model or data "
-                "(different parameters, classes, input shape or number of rows); use a new "
-                "folder or delete it to start afresh"
-            )
-        self.net_.load_params(f_params=folder / "params.pt", f_optimizer=folder / "optimizer.pt",
-                              f_history=folder / "history.json")
-        return len(self.net_.history)
+        about_file = folder / "about.json"  # for people looking for a run's folder
+        if not about_file.exists():
+            tmp = folder / f".about.json.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(about, sort_keys=True, indent=1, default=repr))
+            os.replace(tmp, about_file)
+        return folder / "checkpoint.pt", digest
 
-    def _build_net(self, features, n_classes, seed, distillation):
+    def _build_net(self, features, n_classes, seed, distillation, checkpoint=None):
         drawer = BatchDrawer(features, n_classes, self.mixup_alpha, seed, device=self.device)
         generator = torch.Generator()
         callbacks = [("epoch_seed", EpochSeed(drawer, generator))]
         if self.lr_schedule == "cosine":
             callbacks.append(("cosine_lr", CosineLR(self.lr, self.max_epochs)))
-        if self.checkpoint_dir is not None:
-            callbacks.append(("checkpoint", Checkpoint(
-                monitor=None, dirname=str(self.checkpoint_dir), f_params="params.pt",
-                f_optimizer="optimizer.pt", f_criterion=None, f_history="history.json",
-                f_pickle=None, load_best=False)))
         if self.verbose >= 2:
             callbacks.append(("progress", ProgressBar()))
         callbacks += list(self.callbacks or [])
+        if checkpoint is not None:
+            # last: a user callback that ends the epoch (or restores the best
+            # weights at the end of training) acts before the state is saved
+            callbacks.append(("skasc_checkpoint", EpochCheckpoint(*checkpoint)))
         silence = {} if self.verbose else {"callbacks__print_log": None}
         return SceneNet(
             DwsCNN,
@@ -359,15 +444,20 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    estimators : list of classifiers, default=None
-        Members, cloned and fitted on the same data.  None gives the
+    estimators : list of skasc classifiers, default=None
+        Members, cloned and fitted on the same data (fitted members wrapped
+        in :class:`sklearn.frozen.FrozenEstimator` are used as they are).
+        They must be skasc classifiers (:class:`DwsCNNClassifier`,
+        :class:`EnsembleTeacher`, :class:`DistilledStudent`): any other is
+        refused with TypeError before any member trains.  None gives the
         paper's teacher: four ``DwsCNNClassifier(hidden=256)`` seeded 0-3.
     fusion : {"logits", "proba"}, default="logits"
         Average the members' logits (the fused logits feed distillation
         directly) or their probabilities.
     n_jobs : int, default=None
         Members trained in parallel (joblib processes) on CPU; members on
-        a CUDA device are trained one after the other.
+        a CUDA device are trained one after the other.  Not 0; -1: all
+        CPUs.
     verbose : int, default=0
 
     Attributes
@@ -390,6 +480,14 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     (40, 2)
     """
 
+    _parameter_constraints: dict = {
+        "estimators": [list, tuple, None],
+        "fusion": [StrOptions({"logits", "proba"})],
+        "n_jobs": [Interval(Integral, 1, None, closed="left"),
+                   Interval(Integral, None, -1, closed="right"), None],
+        "verbose": ["verbose"],
+    }
+
     def __init__(self, estimators=None, *, fusion="logits", n_jobs=None, verbose=0):
         self.estimators = estimators
         self.fusion = fusion
@@ -402,17 +500,31 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         members = list(self.estimators)
         if not members:
             raise ValueError("estimators must hold at least one classifier")
+        for i, member in enumerate(members):
+            if not _is_skasc_classifier(member):
+                raise TypeError(
+                    f"estimators[{i}] is a {type(member).__name__}; EnsembleTeacher's members "
+                    f"must be {_SKASC_CLASSIFIERS}, whose networks it fuses"
+                )
         return members
 
+    @_fit_context(prefer_skip_nested_validation=False)  # members validate their own
     def fit(self, X, y):
-        if self.fusion not in ("logits", "proba"):
-            raise ValueError(f"fusion must be 'logits' or 'proba', got {self.fusion!r}")
-        features, y = _check_targets(self, X, y)
+        """Fit every member on ``X``, ``y``; KeyboardInterrupt leaves it unfitted."""
+        try:
+            return self._fit(X, y)
+        except BaseException:
+            _forget_fit(self)
+            raise
+
+    def _fit(self, X, y):
         members = [clone(m) for m in self._members()]
+        for member in members:  # every member's parameters, before any member trains
+            member._validate_params()
+            getattr(member, "_check_params_beyond_table", lambda: None)()
+        features, y = _check_targets(self, X, y)
         on_gpu = any(str(getattr(m, "device", "cpu")).startswith("cuda") for m in members)
         n_jobs = 1 if on_gpu else self.n_jobs
-        from joblib import effective_n_jobs
-
         workers = min(effective_n_jobs(n_jobs), len(members))
         threads = max(1, torch.get_num_threads() // workers) if workers > 1 else None
         self.estimators_ = Parallel(n_jobs=workers, verbose=self.verbose)(
@@ -472,10 +584,11 @@ class DistilledStudent(DwsCNNClassifier):
 
     Parameters
     ----------
-    teacher : classifier, default=None
+    teacher : skasc classifier, default=None
         A :class:`DwsCNNClassifier`, :class:`EnsembleTeacher` or another
-        skasc classifier; None: ``EnsembleTeacher()`` (the paper's four
-        hidden=256 networks).
+        skasc classifier (fitted or not, bare or in a FrozenEstimator); any
+        other classifier is refused with TypeError before anything trains.
+        None: ``EnsembleTeacher()`` (the paper's four hidden=256 networks).
     temperature : float, default=2.0
     soft_weight : float, default=0.5
         Weight of the soft (teacher) loss.
@@ -505,6 +618,13 @@ class DistilledStudent(DwsCNNClassifier):
     True
     """
 
+    _parameter_constraints: dict = {
+        **DwsCNNClassifier._parameter_constraints,
+        "teacher": [HasMethods(["fit", "predict"]), None],
+        "temperature": _POSITIVE_REAL,
+        "soft_weight": [Interval(Real, 0, 1, closed="both")],
+    }
+
     def __init__(
         self, teacher=None, *, hidden=18, temperature=2.0, soft_weight=0.5,
         linear_hidden=100, max_epochs=600, batch_size=64, lr=0.01, lr_schedule="cosine",
@@ -531,26 +651,33 @@ class DistilledStudent(DwsCNNClassifier):
         params = {k: clone(v, safe=False) for k, v in params.items()}
         return type(self)(teacher=teacher, **params)
 
+    # the teacher is an estimator: it validates its own parameters
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
-        """Fit the teacher if needed, then distil it into the student."""
-        if not isinstance(self.temperature, numbers.Real) or not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
-        if not isinstance(self.soft_weight, numbers.Real) or not 0 <= self.soft_weight <= 1:
-            raise ValueError(f"soft_weight must be in [0, 1], got {self.soft_weight!r}")
+        """Fit the teacher if needed, then distil it into the student.
+
+        Raises KeyboardInterrupt on Ctrl-C and FloatingPointError if the
+        loss becomes non-finite, leaving the student unfitted.
+        """
+        self._check_params_beyond_table()
+        try:
+            return self._fit_with_teacher(X, y)
+        except BaseException:
+            _forget_fit(self)
+            raise
+
+    def _fit_with_teacher(self, X, y):
         teacher = EnsembleTeacher() if self.teacher is None else self.teacher
         if isinstance(teacher, FrozenEstimator):
             teacher = teacher.estimator
+        if not _is_skasc_classifier(teacher):
+            raise TypeError(f"teacher must be one of the {_SKASC_CLASSIFIERS}; "
+                            f"got {type(teacher).__name__}")
         if _is_fitted(teacher):
             self.teacher_ = teacher
         else:
-            self._validate_params()
             _check_targets(self, X, y)
             self.teacher_ = clone(teacher).fit(X, y)
-        if not hasattr(self.teacher_, "_torch_modules"):
-            raise TypeError(
-                f"teacher must be a skasc classifier (DwsCNNClassifier, EnsembleTeacher, "
-                f"DistilledStudent); got {type(self.teacher_).__name__}"
-            )
         y_arr = column_or_1d(y) if y is not None else y
         if y_arr is not None:
             classes = np.unique(y_arr)
@@ -565,7 +692,15 @@ class DistilledStudent(DwsCNNClassifier):
                 f"the teacher was fitted on inputs of shape {self.teacher_.input_shape_}, "
                 f"X has {features.feature_shape}; teacher and student need the same features"
             )
-        return super().fit(X, y)
+        return self._fit(X, y)
+
+    def _fingerprint_arrays(self):
+        # a student's checkpoint is bound to the teacher it learns from
+        arrays = [np.frombuffer(getattr(self.teacher_, "fusion", "logits").encode(), np.uint8)]
+        for module in self.teacher_._torch_modules():
+            arrays += [t.detach().cpu().reshape(-1).view(torch.uint8).numpy()
+                       for t in module.state_dict().values()]
+        return arrays
 
     def _distillation(self):
         # copies: moving them to the student's device leaves the teacher as it is

@@ -4,44 +4,114 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from ._training import check_device
 from .reproduce import DEMO, PAPER, replace_schedule, reproduce
+
+INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)
+
+
+# argparse `type=` functions: an ArgumentTypeError becomes a usage error
+# naming the flag, before any work starts
+
+
+def _integer(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _int_at_least(low):
+    def parse(text):
+        value = _integer(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _n_jobs(text):
+    value = _integer(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("0 workers cannot run anything; use 1, 2, ... or -1 for all CPUs")
+    return value
+
+
+def _device(text):
+    try:
+        check_device(text, name="device")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _folder(text):
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"no such folder: {text!r}")
+    return text
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="skasc", description=__doc__)
+    parser = argparse.ArgumentParser(prog="skasc", description=__doc__, usage="skasc {reproduce} [options]")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser(
         "reproduce",
+        prog="skasc reproduce",
+        # one usage line on errors; -h lists every option
+        usage="skasc reproduce [-h] [options]",
         help="features -> four teachers -> fused ensemble -> distilled student, plus the "
              "student without distillation; prints Table 2 and per-device accuracy",
     )
-    rep.add_argument("--data-root", help="TAU22 development folder (default: generated replica, demo schedule)")
+    positive = _int_at_least(1)
+    rep.add_argument("--data-root", type=_folder,
+                     help="TAU22 development folder (default: generated replica, demo schedule)")
     rep.add_argument("--out-dir", default="skasc-output", help="models, cache and results (default: %(default)s)")
+    rep.add_argument("--overwrite", action="store_true",
+                     help="rewrite a generated replica in OUT_DIR/tau22-replica that was made with "
+                          "other parameters or is incomplete (without --data-root)")
     rep.add_argument("--schedule", choices=["paper", "demo"],
                      help="default: paper with --data-root, demo without")
-    rep.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: %(default)s)")
-    rep.add_argument("--teacher-epochs", type=int)
-    rep.add_argument("--student-epochs", type=int)
-    rep.add_argument("--teacher-hidden", type=int)
-    rep.add_argument("--n-teachers", type=int)
-    rep.add_argument("--seed", type=int, default=0)
-    rep.add_argument("--n-jobs", type=int, default=None, help="feature-extraction workers")
+    rep.add_argument("--device", type=_device, default="cpu",
+                     help="torch device, e.g. cuda (default: %(default)s)")
+    rep.add_argument("--teacher-epochs", type=positive)
+    rep.add_argument("--student-epochs", type=positive)
+    rep.add_argument("--teacher-hidden", type=positive)
+    rep.add_argument("--n-teachers", type=positive)
+    rep.add_argument("--seed", type=_int_at_least(0), default=0)
+    rep.add_argument("--n-jobs", type=_n_jobs, default=None, help="feature-extraction workers (-1: all CPUs)")
     rep.add_argument("-q", "--quiet", action="store_true")
     rep.add_argument("-v", "--verbose", action="store_true", help="also print every epoch")
-    return parser
+    return parser, rep
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    """Run the command line; returns the exit code (2: usage error, 130: Ctrl-C)."""
+    parser, rep = _parser()
+    args = parser.parse_args(argv)
     if args.command == "reproduce":
+        if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
+            rep.error(f"argument --out-dir: {args.out_dir!r} is a file, not a folder")
         base = {"paper": PAPER, "demo": DEMO}.get(args.schedule) or (PAPER if args.data_root else DEMO)
         schedule = replace_schedule(base, teacher_epochs=args.teacher_epochs,
                                     student_epochs=args.student_epochs,
                                     teacher_hidden=args.teacher_hidden, n_teachers=args.n_teachers)
         verbose = 0 if args.quiet else (2 if args.verbose else 1)
-        reproduce(args.data_root, args.out_dir, schedule=schedule, device=args.device,
-                  random_state=args.seed, n_jobs=args.n_jobs, verbose=verbose)
+        try:
+            reproduce(args.data_root, args.out_dir, schedule=schedule, device=args.device,
+                      random_state=args.seed, n_jobs=args.n_jobs, verbose=verbose,
+                      overwrite=args.overwrite)
+        except KeyboardInterrupt:
+            print("\nskasc: interrupted; rerun the same command to resume from the last finished epoch",
+                  file=sys.stderr, flush=True)
+            return INTERRUPTED
+        except FileExistsError as exc:
+            if "overwrite" not in str(exc):
+                raise
+            # make_tau22 refusing to replace a folder: say how on the command line
+            rep.error(f"{exc} (on the command line: --overwrite)")
     return 0
 
 

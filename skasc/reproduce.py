@@ -6,7 +6,9 @@ saved in ``out_dir/models`` under a name that encodes its configuration, and
 every model in training checkpoints each epoch to ``out_dir/checkpoints``, so
 an interrupted run started again with the same arguments loads what is
 already trained, resumes the model it was training at its last finished
-epoch, and continues with the rest.
+epoch, and continues with the rest.  A model is saved in ``out_dir/models``
+only once it has trained all its epochs: Ctrl-C (KeyboardInterrupt) while
+one trains propagates out of :func:`reproduce` and saves nothing as finished.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
+from numbers import Integral
 from pathlib import Path
 
 import joblib
@@ -23,6 +26,7 @@ import numpy as np
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
+from ._training import check_device
 from .classifiers import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
 from .complexity import complexity_report
 from .datasets import load_tau22, make_tau22
@@ -48,6 +52,13 @@ class Schedule:
     lr: float = 0.01
     temperature: float = 2.0
     soft_weight: float = 0.5
+
+    def __post_init__(self):
+        for name in ("teacher_hidden", "n_teachers", "teacher_epochs", "student_hidden",
+                     "student_epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Schedule.{name} must be an integer >= 1, got {value!r}")
 
     def key(self, *extra, fields=None):
         """Short digest of the named fields (all by default) and ``extra``."""
@@ -90,6 +101,8 @@ def _front_end(schedule, memory):
 
 
 def _train_or_load(path, make, features, y, verbose, label):
+    # fit returns only after all epochs (Ctrl-C raises out of it), so only a
+    # finished model reaches the file
     if path.exists():
         _log(verbose, f"[skasc] {label}: loading {path} (already trained)")
         return joblib.load(path)
@@ -103,7 +116,7 @@ def _train_or_load(path, make, features, y, verbose, label):
 
 
 def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="cpu",
-              random_state=0, n_jobs=None, verbose=1):
+              random_state=0, n_jobs=None, verbose=1, overwrite=False):
     """Run the paper's recipe and write its Table 2 and per-device results.
 
     Parameters
@@ -122,16 +135,28 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
     n_jobs : int or None
         Feature extraction workers.
     verbose : int, default=1
+    overwrite : bool, default=False
+        Passed to :func:`~skasc.datasets.make_tau22` when the replica is
+        generated (``data_root=None``): rewrite ``out_dir/tau22-replica`` if
+        it was made with other parameters or is incomplete.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        On Ctrl-C.  The model in training is not saved as finished; its
+        checkpoint keeps the last finished epoch, from which the same call
+        resumes.
 
     Returns
     -------
     results : dict
         What is written to ``results.json``.
     """
+    check_device(device)  # before anything is written
     out = Path(out_dir)
     (out / "models").mkdir(parents=True, exist_ok=True)
     if data_root is None:
-        root = make_tau22(out / "tau22-replica", random_state=random_state)
+        root = make_tau22(out / "tau22-replica", random_state=random_state, overwrite=overwrite)
         schedule = schedule or DEMO
         _log(verbose, f"[skasc] built-in generated TAU22 replica at {root}; "
                       f"schedule '{schedule.name}' (scaled down from the paper's to run in minutes "

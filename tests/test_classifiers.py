@@ -243,11 +243,11 @@ def test_pickle_and_joblib_round_trips_give_identical_predictions(tmp_path):
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(hidden=0), "hidden must be"),
-    (dict(hidden=-3), "hidden must be"),
-    (dict(lr=0), "lr must be"),
-    (dict(batch_size=0), "batch_size must be"),
-    (dict(lr_schedule="step"), "lr_schedule"),
+    (dict(hidden=0), "'hidden' parameter of DwsCNNClassifier must be an int in the range"),
+    (dict(hidden=-3), "'hidden' parameter"),
+    (dict(lr=0), "'lr' parameter of DwsCNNClassifier must be a float in the range"),
+    (dict(batch_size=0), "'batch_size' parameter"),
+    (dict(lr_schedule="step"), "'lr_schedule' parameter"),
 ])
 def test_bad_parameters(bad, match):
     X, y = _toy()

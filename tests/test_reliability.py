@@ -82,8 +82,8 @@ CASES = {
                      ValueError, "at least 2 classes"),
     "labels never seen, in score": (lambda tmp: _fitted().score(_toy()[0], np.array(["metro"] * 30)),
                                     ValueError, "not fitted on.*metro"),
-    "hidden = 0": (lambda tmp: DwsCNNClassifier(hidden=0).fit(*_toy()), ValueError, "hidden must be"),
-    "hidden < 0": (lambda tmp: DwsCNNClassifier(hidden=-1).fit(*_toy()), ValueError, "hidden must be"),
+    "hidden = 0": (lambda tmp: DwsCNNClassifier(hidden=0).fit(*_toy()), ValueError, "'hidden' parameter"),
+    "hidden < 0": (lambda tmp: DwsCNNClassifier(hidden=-1).fit(*_toy()), ValueError, "'hidden' parameter"),
     "feature shape mismatch": (lambda tmp: _fitted().predict_proba(np.zeros((2, 12, 8), np.float32)),
                                ValueError, "feature shape"),
     "teacher with other classes": (lambda tmp: DistilledStudent(
@@ -210,7 +210,7 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     killed = run(ckpt, tmp_path / "never.npy", 3)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (tmp_path / "never.npy").exists()
-    assert (ckpt / "params.pt").exists()  # epochs 1-2 were saved before the crash
+    assert len(list(ckpt.glob("*/checkpoint.pt"))) == 1  # epochs 1-2 were saved before the crash
     resumed = run(ckpt, tmp_path / "resumed.npy", 0)
     assert resumed.returncode == 0, resumed.stderr
     straight = run("", tmp_path / "straight.npy", 0)
@@ -218,19 +218,24 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "straight.npy"), atol=1e-6)
 
 
-def test_checkpoint_of_another_model_is_refused(tmp_path):
+def test_checkpoint_of_another_model_trains_afresh_in_its_own_folder(tmp_path):
     X, y = _toy()
     DwsCNNClassifier(hidden=4, max_epochs=1, random_state=0, checkpoint_dir=tmp_path).fit(X, y)
-    with pytest.raises(ValueError, match="checkpoint of another model"):
-        DwsCNNClassifier(hidden=6, max_epochs=1, random_state=0, checkpoint_dir=tmp_path).fit(X, y)
+    (first,) = tmp_path.glob("*/checkpoint.pt")
+    before = first.read_bytes()
+    other = DwsCNNClassifier(hidden=6, max_epochs=1, random_state=0, checkpoint_dir=tmp_path).fit(X, y)
+    assert other.module_.input_conv.out_channels == 6
+    assert len(list(tmp_path.glob("*/checkpoint.pt"))) == 2
+    assert first.read_bytes() == before  # the first run's checkpoint is left as it was
 
 
 def test_finished_checkpoint_is_not_trained_again(tmp_path):
     X, y = _toy()
     a = DwsCNNClassifier(hidden=4, max_epochs=2, random_state=0, checkpoint_dir=tmp_path).fit(X, y)
-    mtime = os.stat(tmp_path / "params.pt").st_mtime_ns
+    (path,) = tmp_path.glob("*/checkpoint.pt")
+    mtime = os.stat(path).st_mtime_ns
     b = DwsCNNClassifier(hidden=4, max_epochs=2, random_state=0, checkpoint_dir=tmp_path).fit(X, y)
-    assert os.stat(tmp_path / "params.pt").st_mtime_ns == mtime
+    assert os.stat(path).st_mtime_ns == mtime
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
 
 

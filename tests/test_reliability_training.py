@@ -1,0 +1,415 @@
+"""Training never returns a silently wrong model: checkpoints are bound to the
+data and parameters they were trained with, Ctrl-C stops ``fit`` and the
+command, a diverging run stops, and every parameter and CLI flag is checked
+before any work starts."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, cross_validate
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import check_param_validation
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback, EarlyStopping
+
+import skasc._training as training
+from skasc import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
+from skasc import cli
+
+
+def _toy(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.array(["bus", "park", "tram"])[np.arange(n) % 3]
+    return rng.normal(size=(n, 8, 12)).astype(np.float32), y
+
+
+def _net(**kw):
+    return DwsCNNClassifier(**{**dict(hidden=4, max_epochs=3, batch_size=16, random_state=0), **kw})
+
+
+def _checkpoints(folder):
+    return sorted(folder.glob("*/checkpoint.pt"))
+
+
+class CtrlCAt(Callback):
+    """Raise KeyboardInterrupt, as Ctrl-C does, at the start of an epoch."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture
+def trained_epochs(monkeypatch):
+    """The epoch numbers every fit actually trains, in order."""
+    seen = []
+    original = training.EpochSeed.on_epoch_begin
+
+    def record(self, net, **kwargs):
+        seen.append(len(net.history))
+        return original(self, net, **kwargs)
+
+    monkeypatch.setattr(training.EpochSeed, "on_epoch_begin", record)
+    return seen
+
+
+# -- 1. checkpoints bound to data and parameters -------------------------------------
+
+
+def test_checkpoint_of_other_data_of_the_same_size_is_not_resumed(tmp_path):
+    X1, y = _toy(seed=1)
+    X2, _ = _toy(seed=2)
+    _net(checkpoint_dir=tmp_path).fit(X1, y)
+    again = _net(checkpoint_dir=tmp_path).fit(X2, y)
+    fresh = _net().fit(X2, y)
+    np.testing.assert_allclose(again.predict_proba(X2), fresh.predict_proba(X2), atol=1e-6)
+    assert len(_checkpoints(tmp_path)) == 2  # each kept in its own place
+
+
+def test_checkpoint_of_other_labels_or_parameters_is_not_resumed(tmp_path, trained_epochs):
+    X, y = _toy()
+    _net(checkpoint_dir=tmp_path).fit(X, y)
+    _net(checkpoint_dir=tmp_path).fit(X, np.roll(y, 1))
+    _net(checkpoint_dir=tmp_path, lr=0.02).fit(X, y)
+    assert trained_epochs == [1, 2, 3] * 3
+    assert len(_checkpoints(tmp_path)) == 3
+    trained_epochs.clear()
+    _net(checkpoint_dir=tmp_path, lr=0.02).fit(X, y)  # everything matches: nothing to train
+    assert trained_epochs == []
+
+
+def test_cross_validate_with_checkpoint_dir_scores_each_fold_with_its_own_model(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 8, 12)).astype(np.float32)
+    y = rng.integers(0, 2, 40)  # random labels: only a model that saw the test rows scores well
+    clf = _net(hidden=8, max_epochs=15, mixup_alpha=0, lr_schedule=None)
+    cv = KFold(2, shuffle=True, random_state=0)
+    plain = cross_validate(clf, X, y, cv=cv)["test_score"]
+    ckpt = cross_validate(clf.set_params(checkpoint_dir=tmp_path), X, y, cv=cv)["test_score"]
+    np.testing.assert_array_equal(ckpt, plain)
+    assert len(_checkpoints(tmp_path)) == 2
+
+
+def test_distilled_student_checkpoint_is_bound_to_its_teacher(tmp_path, trained_epochs):
+    X, y = _toy()
+    t1, t2 = (_net(hidden=4, random_state=s).fit(X, y) for s in (1, 2))
+    trained_epochs.clear()
+    DistilledStudent(t1, hidden=4, max_epochs=2, random_state=0, checkpoint_dir=tmp_path).fit(X, y)
+    DistilledStudent(t2, hidden=4, max_epochs=2, random_state=0, checkpoint_dir=tmp_path).fit(X, y)
+    assert trained_epochs == [1, 2, 1, 2]
+
+
+def test_corrupt_or_truncated_checkpoint_file_is_named(tmp_path):
+    X, y = _toy()
+    _net(checkpoint_dir=tmp_path).fit(X, y)
+    (path,) = _checkpoints(tmp_path)
+    data = path.read_bytes()
+    for broken in (data[: len(data) // 2], b"", b"not a checkpoint"):
+        path.write_bytes(broken)
+        with pytest.raises(ValueError, match=re.escape(str(path))):
+            _net(checkpoint_dir=tmp_path).fit(X, y)
+
+
+def test_checkpoint_dir_that_is_a_file_is_refused(tmp_path):
+    X, y = _toy()
+    not_a_dir = tmp_path / "ckpt"
+    not_a_dir.write_text("x")
+    with pytest.raises(ValueError, match="checkpoint_dir .*ckpt.* is a file"):
+        _net(checkpoint_dir=not_a_dir).fit(X, y)
+
+
+def test_interrupted_save_leaves_the_last_finished_epoch(tmp_path, monkeypatch, trained_epochs):
+    X, y = _toy()
+    real_save = torch.save
+    saves = []
+
+    def save_then_ctrl_c(obj, f, *args, **kwargs):
+        saves.append(f)
+        if len(saves) == 2:  # Ctrl-C while the second epoch is being written
+            with open(f, "wb") as fh:
+                fh.write(b"half")
+            raise KeyboardInterrupt
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        _net(checkpoint_dir=tmp_path).fit(X, y)
+    monkeypatch.setattr(torch, "save", real_save)
+    trained_epochs.clear()
+    resumed = _net(checkpoint_dir=tmp_path).fit(X, y)
+    assert trained_epochs == [2, 3]  # epoch 1 was finished and saved; epoch 2 is trained again
+    np.testing.assert_allclose(resumed.predict_proba(X), _net().fit(X, y).predict_proba(X), atol=1e-6)
+
+
+# -- 2. interrupts --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [
+    lambda cb: _net(max_epochs=5, callbacks=[cb]),
+    lambda cb: DistilledStudent(_net().fit(*_toy()), hidden=4, max_epochs=5, callbacks=[cb]),
+])
+def test_ctrl_c_stops_fit_and_leaves_no_fitted_model(make):
+    X, y = _toy()
+    clf = make(CtrlCAt(2))
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(clf)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
+def test_ctrl_c_in_an_ensemble_member_stops_the_ensemble():
+    X, y = _toy()
+    ens = EnsembleTeacher([_net(), _net(callbacks=[CtrlCAt(2)])])
+    with pytest.raises(KeyboardInterrupt):
+        ens.fit(X, y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(ens)
+
+
+def test_interrupted_fit_resumes_from_the_last_finished_epoch(tmp_path, trained_epochs):
+    X, y = _toy()
+    with pytest.raises(KeyboardInterrupt):
+        _net(max_epochs=5, checkpoint_dir=tmp_path, callbacks=[CtrlCAt(3)]).fit(X, y)
+    assert trained_epochs == [1, 2, 3]  # interrupted at the start of epoch 3
+    trained_epochs.clear()
+    resumed = _net(max_epochs=5, checkpoint_dir=tmp_path).fit(X, y)
+    assert trained_epochs == [3, 4, 5]
+    assert len(resumed.net_.history) == 5
+    straight = _net(max_epochs=5).fit(X, y)
+    np.testing.assert_allclose(resumed.predict_proba(X), straight.predict_proba(X), atol=1e-6)
+
+
+def test_early_stopping_still_ends_training_normally():
+    X, y = _toy()
+    stop = EarlyStopping(monitor="train_loss", patience=1, threshold=10.0, sink=lambda *a, **k: None)
+    clf = _net(max_epochs=10, callbacks=[stop]).fit(X, y)
+    check_is_fitted(clf)
+    assert len(clf.net_.history) < 10
+
+
+# -- 3. non-finite training ---------------------------------------------------------
+
+
+def test_diverging_training_stops_naming_epoch_and_batch():
+    X, y = _toy()
+    clf = _net(lr=1e30, max_epochs=5, lr_schedule=None)
+    with pytest.raises(FloatingPointError, match=r"non-finite.*epoch \d+, batch \d+"):
+        clf.fit(X, y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(clf)
+
+
+def test_features_whose_band_statistics_overflow_are_refused():
+    X, y = _toy()
+    X[0, 0, 0] = 3e38  # finite, but its square is not
+    with pytest.raises(ValueError, match="too large to standardize"):
+        _net().fit(X, y)
+
+
+@pytest.mark.parametrize("param", ["lr", "mixup_alpha", "weight_decay"])
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_non_finite_hyperparameters_are_refused(param, value):
+    with pytest.raises(InvalidParameterError, match=f"'{param}' parameter"):
+        _net(**{param: value}).fit(*_toy())
+
+
+@pytest.mark.parametrize("param", ["temperature", "soft_weight"])
+def test_non_finite_distillation_parameters_are_refused(param):
+    with pytest.raises(InvalidParameterError, match=f"'{param}' parameter"):
+        DistilledStudent(_net(), **{param: np.inf}).fit(*_toy())
+
+
+# -- 5. non-skasc members and teachers --------------------------------------------------
+
+FITTED = []
+
+
+class Recorder(ClassifierMixin, BaseEstimator):
+    """A scikit-learn classifier that is not a skasc network."""
+
+    def fit(self, X, y):
+        FITTED.append(type(self).__name__)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+def test_non_skasc_ensemble_member_is_refused_before_any_training(trained_epochs):
+    FITTED.clear()
+    with pytest.raises(TypeError, match=r"estimators\[1\].*LogisticRegression.*skasc"):
+        EnsembleTeacher([_net(), LogisticRegression()]).fit(*_toy())
+    with pytest.raises(TypeError, match=r"estimators\[0\].*Recorder"):
+        EnsembleTeacher([Recorder(), _net()]).fit(*_toy())
+    assert trained_epochs == [] and FITTED == []
+
+
+def test_bad_member_parameters_are_refused_before_any_member_trains(trained_epochs):
+    with pytest.raises(InvalidParameterError, match="'hidden' parameter"):
+        EnsembleTeacher([_net(), _net(hidden=0)]).fit(*_toy())
+    with pytest.raises(ValueError, match="device"):
+        EnsembleTeacher([_net(), _net(device="gpu0")]).fit(*_toy())
+    assert trained_epochs == []
+
+
+@pytest.mark.parametrize("teacher", [Recorder(), LogisticRegression()])
+def test_non_skasc_teacher_is_refused_before_any_training(teacher, trained_epochs):
+    FITTED.clear()
+    with pytest.raises(TypeError, match="teacher must be one of the skasc classifiers.*got"):
+        DistilledStudent(teacher, hidden=4, max_epochs=1).fit(*_toy())
+    assert trained_epochs == [] and FITTED == []
+
+
+# -- 4. parameters declared and validated once ---------------------------------------
+
+
+@pytest.mark.parametrize("estimator", [
+    _net(), EnsembleTeacher([_net(), _net(random_state=1)]), DistilledStudent(_net(), hidden=4, max_epochs=2),
+], ids=lambda e: type(e).__name__)
+def test_sklearn_check_param_validation(estimator):
+    check_param_validation(type(estimator).__name__, estimator)
+
+
+@pytest.mark.parametrize("make, param", [
+    (lambda: _net(standardize="no"), "standardize"),
+    (lambda: _net(callbacks=5), "callbacks"),
+    (lambda: _net(verbose=-1), "verbose"),
+    (lambda: _net(checkpoint_dir=5), "checkpoint_dir"),
+    (lambda: _net(random_state="seed"), "random_state"),
+    (lambda: _net(lr_schedule="step"), "lr_schedule"),
+    (lambda: EnsembleTeacher([_net()], n_jobs=0), "n_jobs"),
+    (lambda: EnsembleTeacher([_net()], n_jobs=1.5), "n_jobs"),
+    (lambda: EnsembleTeacher([_net()], verbose="loud"), "verbose"),
+    (lambda: EnsembleTeacher([_net()], fusion="max"), "fusion"),
+    (lambda: EnsembleTeacher(_net()), "estimators"),
+    (lambda: DistilledStudent(_net(), standardize="no"), "standardize"),
+    (lambda: DistilledStudent(_net(), soft_weight=1.5), "soft_weight"),
+    (lambda: DistilledStudent(_net(), temperature=0), "temperature"),
+    (lambda: DistilledStudent(5), "teacher"),
+])
+def test_bad_parameter_is_refused_naming_it(make, param, trained_epochs):
+    with pytest.raises(InvalidParameterError, match=f"'{param}' parameter"):
+        make().fit(*_toy())
+    assert trained_epochs == []
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: _net(callbacks=[5]), r"callbacks\[0\]"),
+    (lambda: _net(callbacks=[("name", 5)]), r"callbacks\[0\]"),
+    (lambda: _net(device="gpu0"), "device"),
+    (lambda: DistilledStudent(_net(), device="nonsense"), "device"),
+    (lambda: EnsembleTeacher([]), "at least one"),
+])
+def test_checks_beyond_the_table_raise_value_error_naming_the_parameter(make, match, trained_epochs):
+    with pytest.raises(ValueError, match=match):
+        make().fit(*_toy())
+    assert trained_epochs == []
+
+
+def test_callbacks_and_named_callback_pairs_are_accepted():
+    X, y = _toy()
+    clf = _net(max_epochs=1, callbacks=[CtrlCAt(5), ("again", CtrlCAt(7))]).fit(X, y)
+    check_is_fitted(clf)
+
+
+# -- CLI: flags checked before any work; Ctrl-C exits 130 and resumes ------------------------
+
+
+@pytest.mark.parametrize("flags, flag", [
+    (["--device", "gpu0"], "--device"),
+    (["--teacher-epochs", "0"], "--teacher-epochs"),
+    (["--student-epochs", "-3"], "--student-epochs"),
+    (["--n-teachers", "0"], "--n-teachers"),
+    (["--teacher-hidden", "0"], "--teacher-hidden"),
+    (["--n-jobs", "0"], "--n-jobs"),
+    (["--seed", "-1"], "--seed"),
+    (["--teacher-epochs", "two"], "--teacher-epochs"),
+    (["--data-root", "/nonexistent/tau22"], "--data-root"),
+])
+def test_cli_usage_errors_name_the_flag_and_create_nothing(flags, flag, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "reproduce", lambda *a, **k: pytest.fail("reproduce must not start"))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--out-dir", str(out), *flags])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith("usage:"), err  # one usage line, one error line
+    assert f"argument {flag}" in err[1] and "Traceback" not in err[1]
+    assert not out.exists()
+
+
+def test_cli_out_dir_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--out-dir", str(out)])
+    assert exc.value.code == 2 and "--out-dir" in capsys.readouterr().err
+
+
+def test_cli_passes_overwrite_through(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(cli, "reproduce", lambda *a, **k: calls.append(k))
+    assert cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--overwrite"]) == 0
+    assert cli.main(["reproduce", "--out-dir", str(tmp_path / "o")]) == 0
+    assert [c["overwrite"] for c in calls] == [True, False]
+
+
+def test_cli_tells_how_to_overwrite_a_foreign_replica_folder(tmp_path, capsys):
+    (tmp_path / "out" / "tau22-replica").mkdir(parents=True)
+    (tmp_path / "out" / "tau22-replica" / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--out-dir", str(tmp_path / "out"), "-q"])
+    assert exc.value.code == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "out" / "tau22-replica" / "notes.txt").read_text() == "mine"
+
+
+@pytest.fixture(scope="module")
+def tiny_tau22(tmp_path_factory):
+    from skasc.datasets import make_tau22
+
+    return make_tau22(tmp_path_factory.mktemp("tiny-tau22"), n_cities=1, n_locations=2, n_segments=1,
+                      devices=("a", "b", "s4"), random_state=0)
+
+
+def test_ctrl_c_during_reproduce_exits_130_saves_nothing_and_rerun_resumes(
+        tiny_tau22, tmp_path, monkeypatch, capsys, trained_epochs):
+    import skasc.reproduce as rep
+
+    out = tmp_path / "run"
+    argv = ["reproduce", "--data-root", str(tiny_tau22), "--schedule", "demo", "--out-dir", str(out),
+            "--teacher-hidden", "2", "--n-teachers", "2", "--teacher-epochs", "3", "--student-epochs", "2",
+            "-q"]
+    real = rep.DwsCNNClassifier
+
+    def teacher2_interrupted(**kw):  # Ctrl-C at the start of teacher 2's third epoch
+        if kw["random_state"] == 1 and kw["hidden"] == 2:
+            kw["callbacks"] = [CtrlCAt(3)]
+        return real(**kw)
+
+    monkeypatch.setattr(rep, "DwsCNNClassifier", teacher2_interrupted)
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "rerun the same command" in err
+    models = sorted(p.name.split("-")[0] for p in (out / "models").glob("*.joblib"))
+    assert models == ["teacher1"]  # teacher 2 is not saved as finished
+    assert trained_epochs == [1, 2, 3, 1, 2, 3]
+    assert not (out / "results.json").exists()
+
+    monkeypatch.setattr(rep, "DwsCNNClassifier", real)
+    trained_epochs.clear()
+    assert cli.main(argv) == 0
+    # teacher 1 loaded, teacher 2 resumed at epoch 3, then both students from scratch
+    assert trained_epochs == [3, 1, 2, 1, 2]
+    assert (out / "results.json").exists()
