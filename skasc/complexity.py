@@ -150,6 +150,13 @@ class LayerComplexity:
         (0 only for a model that is itself a single leaf layer).
     is_leaf : bool
         Whether the layer has no child modules.
+
+    Examples
+    --------
+    >>> from skasc import complexity_report
+    >>> from skasc.nn import DwsCNN
+    >>> complexity_report(DwsCNN()).rows[0]
+    LayerComplexity(name='input_conv', type='Conv2d', output_shape=(18, 256, 51), params=900, macs=11750400, depth=1, is_leaf=True)
     """
 
     name: str

@@ -12,7 +12,30 @@ __all__ = ["candidate_complexity", "BudgetRefit"]
 
 def candidate_complexity(hidden, *, input_shape=(1, 256, 51), n_classes=10, linear_hidden=100):
     """(parameters, MACs) of the paper's network at one width, counted as
-    :func:`~skasc.complexity.complexity_report` does."""
+    :func:`~skasc.complexity.complexity_report` does.
+
+    Parameters
+    ----------
+    hidden : int
+        Channels of every convolution.
+    input_shape : tuple of int, default=(1, 256, 51)
+        (channels, mel bands, frames) of one input clip.
+    n_classes : int, default=10
+    linear_hidden : int, default=100
+        Width of the first Linear layer.
+
+    Returns
+    -------
+    params : int
+    macs : int
+        Multiply-accumulates of one forward pass of one clip.
+
+    Examples
+    --------
+    >>> from skasc.model_selection import candidate_complexity
+    >>> candidate_complexity(18)  # the paper's student (Table 1)
+    (31260, 29591778)
+    """
     module = DwsCNN(n_classes=n_classes, hidden=hidden, input_shape=input_shape,
                     linear_hidden=linear_hidden)
     return count_params_macs(module, input_shape)
