@@ -428,6 +428,75 @@ class OrtRunner:
                             torch_workers=False)
 
 
+def _walk(module, ids, tensors):
+    """Append the ids of ``module``'s submodules and their parameters and buffers.
+
+    A plain recursion over ``_modules``: five times faster than
+    ``parameters()`` + ``buffers()`` + ``modules()``, which matters for a
+    check made at every predict call.
+    """
+    ids.append(id(module))
+    tensors.extend(module._parameters.values())  # may hold None (no bias)
+    tensors.extend(module._buffers.values())
+    for child in module._modules.values():
+        if child is not None:
+            _walk(child, ids, tensors)
+
+
+def _equal(t, c):
+    """Whether tensor ``t`` holds the same bits as ``c`` (same dtype, shape, device).
+
+    Bits rather than values, so that a NaN weight equals itself (a module
+    with NaN weights is not rebuilt at every call).  numpy compares large
+    CPU tensors 1.5-3x faster than ``torch.equal``, which is faster below
+    ~8,000 elements.
+    """
+    if t.dtype != c.dtype or t.device != c.device:
+        return False
+    bits = _NP_BITS.get(t.dtype)
+    if bits is not None and t.is_cpu and t.numel() > 8192:
+        return t.shape == c.shape and bool(
+            (t.detach().numpy().view(bits) == c.numpy().view(bits)).all())
+    if torch.equal(t, c):  # False for another shape
+        return True
+    bits = _BITS.get(t.element_size()) if t.is_floating_point() else None
+    return bits is not None and torch.equal(t.detach().view(bits), c.view(bits))
+
+
+def _take_snapshot(modules):
+    """What :func:`_snapshot_matches` compares: identities and a copy of the state."""
+    snapshot = []
+    for m in modules:
+        ids, tensors = [], []
+        _walk(m, ids, tensors)
+        snapshot.append((ids, [None if t is None else t.detach().clone() for t in tensors]))
+    return snapshot
+
+
+def _snapshot_matches(snapshot, modules):
+    """Whether ``modules`` are the snapshot's objects, with identical parameters and buffers."""
+    if snapshot is None or len(snapshot) != len(modules):
+        return False
+    for m, (snap_ids, copies) in zip(modules, snapshot):
+        ids, tensors = [], []
+        _walk(m, ids, tensors)
+        if ids != snap_ids or len(tensors) != len(copies):
+            return False
+        for t, c in zip(tensors, copies):
+            if t is None or c is None:
+                if t is not c:
+                    return False
+                continue
+            if not _equal(t, c):
+                return False
+    return True
+
+
+#: Integer dtypes of the float element sizes (bitwise comparison).
+_BITS = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+_NP_BITS = {torch.float16: np.int16, torch.float32: np.int32, torch.float64: np.int64}
+
+
 class FastPredictor:
     """Fast CPU logits of one fitted network or a fused ensemble of them.
 
@@ -435,8 +504,9 @@ class FastPredictor:
     ----------
     modules : torch.nn.Module or sequence of torch.nn.Module
         Fitted networks (their weights are copied when the predictor is
-        built: a later change of the modules is not seen, see
-        :meth:`is_stale`).  Several modules are fused like
+        built: a later change of the modules is not seen, but
+        :meth:`is_stale` tells; it keeps one more copy of the parameters
+        and buffers for that).  Several modules are fused like
         :class:`skasc.EnsembleTeacher` fuses its members.
     input_shape : tuple of int (C, F, T)
         Shape of one example.
@@ -500,7 +570,7 @@ class FastPredictor:
             raise ValueError(f"n_threads must be None or >= 1, got {n_threads!r}")
         self.n_threads = None if n_threads is None else int(n_threads)
         self.backend = "torch" if backend == "auto" else backend
-        self._signature = self._module_signature(modules)
+        self._snapshot = _take_snapshot(modules)
         plain = all(_is_plain_dwscnn(m) for m in modules)
         if self.backend == "onnxruntime" and not plain:
             raise ValueError("backend='onnxruntime' needs plain DwsCNN modules")
@@ -545,24 +615,28 @@ class FastPredictor:
         self._ensure_runtime()
 
     # -- state ----------------------------------------------------------------
-    @staticmethod
-    def _module_signature(modules):
-        return tuple(
-            (id(m),) + tuple((id(t), t._version) for t in
-                             list(m.parameters()) + list(m.buffers()))
-            for m in modules
-        )
-
     def is_stale(self, modules):
-        """True if ``modules`` are not the ones (or not in the state) it was built from."""
+        """True if ``modules`` are not the ones, or not in the state, it was built from.
+
+        Compares the modules' identities (and those of their submodules),
+        then the content of every parameter and buffer, bit for bit, with a
+        copy taken when the predictor was built.  Version counters or
+        storage pointers would miss edits through ``.data``
+        (``p.data.mul_(0.5)``, ``p.data = t``), which share neither.  On
+        one thread of a 2-core virtual machine the check takes 0.07 ms at
+        hidden=18 and 4.6 ms for four hidden=256 networks (input 1x256x51),
+        against 1.9 ms and 160 ms to predict one clip (3-5 %; 0.1 % for 64
+        clips); the copy is 0.13 MB and 37 MB.  Always True after unpickling
+        (the copy is not pickled).
+        """
         if isinstance(modules, torch.nn.Module):
             modules = [modules]
-        return self._module_signature(list(modules)) != self._signature
+        return not _snapshot_matches(self._snapshot, list(modules))
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_runtime"] = None
-        state["_signature"] = None  # ids mean nothing in another process
+        state["_snapshot"] = None  # ids mean nothing in another process
         return state
 
     def __setstate__(self, state):
@@ -688,8 +762,10 @@ def cached_fast_predictor(owner, modules, input_shape, fusion="logits", device="
     calling this from ``predict`` keeps its ``__dict__`` unchanged
     (scikit-learn's ``check_dict_unchanged``), pickles and clones without
     it, and the entry disappears with the estimator.  The predictor is
-    rebuilt when the modules are other objects or were modified in place
-    (refit, ``load_state_dict``, an optimizer step) or the fusion changed.
+    rebuilt when the modules are other objects or any of their parameters
+    or buffers changed in content, however it was changed (refit,
+    ``load_state_dict``, an optimizer step, edits through ``.data``, see
+    :meth:`FastPredictor.is_stale`), or the fusion changed.
 
     Parameters
     ----------

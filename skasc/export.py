@@ -45,15 +45,18 @@ True
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
 import pathlib
 import tempfile
 import warnings
+from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 
 __all__ = [
     "export_onnx",
@@ -278,13 +281,29 @@ def _build_model(modules, input_shape, fusion, opset, classes=None):
         ir = _min_ir_version(opset)
         if ir is not None:
             model.ir_version = ir
-    meta = {"skasc.input_shape": json.dumps(list(input_shape)), "skasc.fusion": fusion,
-            "skasc.n_members": str(len(modules))}
-    if classes is not None:
-        meta["skasc.classes"] = json.dumps(np.asarray(classes).tolist())
+    _mark_skasc(model)
+    # the labels go first and the keys every export has after them: a file
+    # cut short inside the metadata then always lacks a required key
+    meta = {} if classes is None else {"skasc.classes": json.dumps(np.asarray(classes).tolist())}
+    meta.update({"skasc.input_shape": json.dumps(list(input_shape)), "skasc.fusion": fusion,
+                 "skasc.n_members": str(len(modules))})
     onnx.helper.set_model_props(model, meta)
     onnx.checker.check_model(model)
     return model
+
+
+#: Metadata every file written by :func:`export_onnx` has (``skasc.classes``
+#: too, unless a bare module was exported).
+_REQUIRED_META = ("skasc.input_shape", "skasc.fusion", "skasc.n_members")
+_PRODUCER = "skasc"
+
+
+def _mark_skasc(model):
+    """Set the producer fields, which precede the graph and metadata in the file."""
+    from . import __version__
+
+    model.producer_name = _PRODUCER
+    model.producer_version = __version__
 
 
 class _Fused(torch.nn.Module):
@@ -350,14 +369,24 @@ def _verify(data, modules, fusion, xv):
 
 
 def _as_input(X, input_shape, name="X"):
-    """Features as float32 (n, C, F, T) from a FeatureSet or an array."""
+    """Features as float32 (n, C, F, T) from a FeatureSet or an array.
+
+    Raises ValueError, naming ``name``, for a wrong shape, no clips, or
+    NaN/inf values (also values that overflow float32): a network returns
+    confident probabilities for those.
+    """
+    from sklearn.utils import assert_all_finite, check_array
+
     from ._featureset import FeatureSet
 
     c, f, t = input_shape
     if isinstance(X, FeatureSet):
         x = X.windows()[:, None]
+        assert_all_finite(x, input_name=name)
     else:
-        x = np.asarray(X, dtype=np.float32)
+        # float32 first, so that a float64 beyond float32's range is caught as inf
+        x = check_array(X, dtype=np.float32, allow_nd=True, ensure_min_samples=0,
+                        ensure_min_features=0, input_name=name)
         if x.ndim == 2 and x.shape[1] == c * f * t:
             x = x.reshape(len(x), c, f, t)
         elif x.ndim == 3 and c == 1:
@@ -367,6 +396,8 @@ def _as_input(X, input_shape, name="X"):
         raise ValueError(
             f"{name} must hold features of shape (n, {c}, {f}, {t}), (n, {f}, {t}) or "
             f"(n, {c * f * t}), or be a FeatureSet; got shape {np.shape(X)}")
+    if len(x) == 0:
+        raise ValueError(f"{name} holds no clips (shape {np.shape(X)}); pass at least one")
     return x
 
 
@@ -474,8 +505,6 @@ def export_onnx(estimator_or_module, path, *, quantize=None, calibration_X=None,
             raise ValueError("quantize='int8' needs calibration_X (features to calibrate on)")
     if calibration_X is not None:
         calib = _as_input(calibration_X, input_shape, "calibration_X")
-        if len(calib) == 0:
-            raise ValueError("calibration_X is empty")
     _need("onnxruntime")
     modules = _cpu_copies(modules)
     model = _build_model(modules, input_shape, fusion, opset, classes)
@@ -533,20 +562,36 @@ def _quantize_int8(float_bytes, path, calib):
     meta["skasc.quantization"] = "int8 QDQ per-channel, MinMax calibration"
     del q.metadata_props[:]
     onnx.helper.set_model_props(q, meta)
+    _mark_skasc(q)
     onnx.save(q, str(path))
+
+
+def _check_known_labels(y, classes):
+    """Raise if ``y`` holds labels outside ``classes`` (they would count as plain errors)."""
+    unseen = np.setdiff1d(np.unique(y), classes)
+    if len(unseen):
+        raise ValueError(
+            f"y contains labels the model was not fitted on: {unseen.tolist()}; "
+            f"known classes are {np.asarray(classes).tolist()}"
+        )
 
 
 class OnnxClassifier:
     """Score an exported (float or int8) ONNX model like a skasc classifier.
 
+    The file is read and checked when the classifier is built; there is no
+    ``fit`` (the model was trained before it was exported).  Inputs and
+    labels are checked as :class:`~skasc.DwsCNNClassifier` checks them.
+
     Parameters
     ----------
     path : str or path-like
-        A file written by :func:`export_onnx`.
-    n_threads : int, default=None
+        A file written by :func:`export_onnx` (or another ONNX model with
+        one float32 input of shape (N, C, F, T)).
+    n_threads : int >= 1, default=None
         Worker threads (each runs ONNX Runtime with one thread on chunks of
-        clips); None: ``torch.get_num_threads()``.
-    chunk_size : int, default=None
+        clips); None: ``torch.get_num_threads()`` at each call.
+    chunk_size : int >= 1, default=None
         Clips per ONNX Runtime call; None: as :class:`~skasc._inference.FastPredictor`.
 
     Attributes
@@ -555,40 +600,113 @@ class OnnxClassifier:
         Labels stored in the file (None for a bare module export: then
         :meth:`predict` returns class indices).
     input_shape_ : tuple (C, F, T)
+    metadata_ : dict
+        The model's metadata (``skasc.*`` keys for a file of :func:`export_onnx`).
+
+    Raises
+    ------
+    sklearn.utils._param_validation.InvalidParameterError
+        If a parameter has a wrong type or value (scikit-learn's message).
+    OSError
+        If the file cannot be read (missing, a directory, no permission).
+    ValueError
+        If the file is not a usable ONNX model: junk, truncated (also cut
+        short inside its metadata), or rejected by ONNX Runtime.  The
+        message names the file.
+
+    Notes
+    -----
+    Parameters are validated against ``_parameter_constraints`` here,
+    where they are first used: the class has no ``fit`` to do it in, which
+    is also why it is not a scikit-learn estimator (``get_params``,
+    ``clone``) and not in scikit-learn's estimator checks.  A pickled
+    classifier reads its file again when unpickled, and refuses a file
+    whose content changed since it was built.
     """
 
+    _parameter_constraints: dict = {
+        "path": [str, os.PathLike],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
     def __init__(self, path, n_threads=None, chunk_size=None):
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {"path": path, "n_threads": n_threads, "chunk_size": chunk_size},
+            caller_name=type(self).__name__)
         onnx = _need("onnx")
         self.path = pathlib.Path(os.fspath(path))
-        model = onnx.load(str(self.path))
-        meta = {p.key: p.value for p in model.metadata_props}
-        if "skasc.input_shape" in meta:
-            self.input_shape_ = tuple(json.loads(meta["skasc.input_shape"]))
-        else:  # read it from the graph input
-            dims = model.graph.input[0].type.tensor_type.shape.dim[1:]
-            self.input_shape_ = tuple(int(d.dim_value) for d in dims)
-        self.classes_ = np.asarray(json.loads(meta["skasc.classes"])) if "skasc.classes" in meta else None
-        self.metadata_ = meta
         self.n_threads = n_threads
         self.chunk_size = chunk_size
+        data = self.path.read_bytes()  # OSError names the file
+        try:
+            model = onnx.load_from_string(data)
+        except Exception as exc:  # google.protobuf DecodeError and friends
+            raise ValueError(self._bad_file(f"it does not parse ({exc})")) from exc
+        meta = {p.key: p.value for p in model.metadata_props}
+        if model.producer_name == _PRODUCER:
+            missing = [k for k in _REQUIRED_META if k not in meta]
+            if missing:
+                raise ValueError(self._bad_file(f"its skasc metadata lacks {missing}"))
+        if len(model.graph.input) != 1 or len(model.graph.output) != 1:
+            raise ValueError(self._bad_file(
+                f"expected one input and one output, found {len(model.graph.input)} "
+                f"and {len(model.graph.output)}"))
+        try:
+            if "skasc.input_shape" in meta:
+                self.input_shape_ = tuple(json.loads(meta["skasc.input_shape"]))
+            else:  # read it from the graph input
+                dims = model.graph.input[0].type.tensor_type.shape.dim[1:]
+                self.input_shape_ = tuple(int(d.dim_value) for d in dims)
+            self.classes_ = (np.asarray(json.loads(meta["skasc.classes"]))
+                             if "skasc.classes" in meta else None)
+        except ValueError as exc:  # json
+            raise ValueError(self._bad_file(f"its skasc metadata is unreadable ({exc})")) from exc
+        self.metadata_ = meta
+        self._digest = hashlib.sha256(data).hexdigest()
         self._runner = None
+        self._get_runner(data)  # ONNX Runtime checks the graph now, not at the first use
+
+    def _bad_file(self, why):
+        return f"{self.path} is not a usable ONNX model file (corrupt or truncated?): {why}"
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_runner"] = None
         return state
 
-    def _get_runner(self):
+    def _get_runner(self, data=None):
         if self._runner is None:
             from ._inference import OrtRunner
 
-            self._runner = OrtRunner(self.path.read_bytes(), self.input_shape_,
-                                     n_threads=self.n_threads, chunk_size=self.chunk_size)
+            if data is None:  # unpickled: the file must still hold the same model
+                data = self.path.read_bytes()
+                if hashlib.sha256(data).hexdigest() != self._digest:
+                    raise ValueError(
+                        f"{self.path} changed since this OnnxClassifier was built from it; "
+                        "build a new OnnxClassifier")
+            try:
+                self._runner = OrtRunner(data, self.input_shape_, n_threads=self.n_threads,
+                                         chunk_size=self.chunk_size)
+            except Exception as exc:  # onnxruntime's InvalidGraph, Fail, ...
+                raise ValueError(self._bad_file(f"ONNX Runtime rejects it ({exc})")) from exc
         return self._runner
 
+    def _logits(self, x):
+        return self._get_runner().logits(x)
+
+    def _labels(self, logits):
+        return self.classes_ if self.classes_ is not None else np.arange(logits.shape[1])
+
     def predict_logits(self, X):
-        """Logits, shape (n_clips, n_classes)."""
-        return self._get_runner().logits(_as_input(X, self.input_shape_))
+        """Logits, shape (n_clips, n_classes).
+
+        ``X``: a FeatureSet or an array of shape (n, C, F, T), (n, F, T) or
+        (n, C*F*T) with at least one clip; NaN or infinite values raise
+        ValueError.
+        """
+        return self._logits(_as_input(X, self.input_shape_))
 
     def predict_proba(self, X):
         """Class probabilities (softmax of the logits)."""
@@ -596,12 +714,28 @@ class OnnxClassifier:
 
     def predict(self, X):
         """Most probable class label (index when the file has no labels)."""
-        idx = np.argmax(self.predict_logits(X), axis=1)
-        return idx if self.classes_ is None else self.classes_[idx]
+        logits = self.predict_logits(X)
+        return self._labels(logits)[np.argmax(logits, axis=1)]
 
-    def score(self, X, y):
-        """Accuracy on ``(X, y)``."""
-        return float(np.mean(self.predict(X) == np.asarray(y)))
+    def score(self, X, y, sample_weight=None):
+        """Accuracy on ``(X, y)``.
+
+        As the torch classifiers: ``X`` and ``y`` (and ``sample_weight``)
+        must have the same length, and labels the model never saw raise
+        instead of counting as errors (for a file without labels, ``y``
+        holds class indices).
+        """
+        from sklearn.metrics import accuracy_score
+        from sklearn.utils.validation import check_consistent_length, column_or_1d
+
+        x = _as_input(X, self.input_shape_)
+        y = column_or_1d(y)
+        check_consistent_length(x, y, sample_weight)
+        logits = self._logits(x)
+        labels = self._labels(logits)
+        _check_known_labels(y, labels)
+        pred = labels[np.argmax(logits, axis=1)]
+        return float(accuracy_score(y, pred, sample_weight=sample_weight))
 
 
 def onnx_predict_logits(path, X, *, n_threads=None):

@@ -127,8 +127,16 @@ def test_fast_predictor_on_fitted_classifier(fitted, toy):
     np.testing.assert_allclose(_softmax(fast.logits(X[:, None])), fitted.predict_proba(X), atol=1e-4)
     assert not fast.is_stale([fitted.module_])
     with torch.no_grad():
-        fitted.module_.fc2.bias.add_(0.0)  # an in-place update bumps the version
-    assert fast.is_stale([fitted.module_])
+        fitted.module_.fc2.bias.add_(0.0)  # the same content: still fresh
+    assert not fast.is_stale([fitted.module_])
+    saved = fitted.module_.fc2.bias.detach().clone()
+    with torch.no_grad():
+        fitted.module_.fc2.bias.add_(0.5)
+    try:
+        assert fast.is_stale([fitted.module_])
+    finally:  # the module-scoped fixture is shared
+        with torch.no_grad():
+            fitted.module_.fc2.bias.copy_(saved)
 
 
 class Wrapped(torch.nn.Module):  # not a plain DwsCNN: run / exported as it is
@@ -150,8 +158,15 @@ def test_cached_fast_predictor(fitted):
     assert cached_fast_predictor(fitted, mods, fitted.input_shape_) is fast  # cached
     assert vars(fitted).keys() == before.keys()  # nothing stored on the estimator
     with torch.no_grad():
-        fitted.module_.fc1.weight.mul_(1.0)
-    assert cached_fast_predictor(fitted, mods, fitted.input_shape_) is not fast  # stale
+        fitted.module_.fc1.weight.mul_(1.0)  # the same content
+    assert cached_fast_predictor(fitted, mods, fitted.input_shape_) is fast
+    with torch.no_grad():
+        fitted.module_.fc1.weight.mul_(2.0)
+    try:
+        assert cached_fast_predictor(fitted, mods, fitted.input_shape_) is not fast  # stale
+    finally:  # the module-scoped fixture is shared (x2 then /2 is exact)
+        with torch.no_grad():
+            fitted.module_.fc1.weight.div_(2.0)
     assert cached_fast_predictor(fitted, mods, fitted.input_shape_, device="cuda") is None
     handle = fitted.module_.register_forward_hook(lambda *a: None)
     try:  # a hook must see the forward passes: no fast path
