@@ -1,11 +1,9 @@
 """Fast CPU inference for fitted :class:`~skasc.nn.DwsCNN` networks.
 
 :class:`FastPredictor` computes the same logits as the eager network (to
-float32 rounding, ~1e-7) several times faster on a CPU.  At the paper's
-size (hidden=18, 1x256x51) on a 2-core AVX-512 virtual machine it needs
-about 1.6 ms of CPU time per clip, against 3.1 ms for ONNX Runtime on a
-plain export (batch 256, 2 threads) and 8 ms for eager channels-last
-PyTorch (``benchmarks/bench_inference.py``).  What makes it fast:
+float32 rounding, ~1e-7) several times faster on a CPU; the measured figures
+and the command that gives them are in the README's Performance section
+(``benchmarks/bench_inference.py``).  What makes it fast:
 
 1. **Small chunks.**  One clip's full-resolution feature map is
    18 x 256 x 51 float32 = 940 KB.  A batch of 256 clips makes every layer
@@ -16,7 +14,7 @@ PyTorch (``benchmarks/bench_inference.py``).  What makes it fast:
    ``chunk_size`` clips at a time (2 at the paper's size: ~2 MB maps, in
    L2), the low-resolution rest on up to 16 clips at once, whatever batch
    the predictor is given.  The first use also lifts glibc's dynamic mmap
-   threshold (:func:`_prime_malloc`), which removes the remaining page
+   threshold (:func:`prime_malloc`), which removes the remaining page
    faults of few-MB maps in a fresh process (2.5x on its own).
 2. **Data-parallel workers.**  ``n_threads`` Python threads each run whole
    work units with one intra-op thread (PyTorch and ONNX Runtime release
@@ -40,63 +38,41 @@ PyTorch (``benchmarks/bench_inference.py``).  What makes it fast:
    they are missing or disagree.
 
 Backends: ``"torch"`` (the above), ``"onnxruntime"`` (the network exported
-to ONNX and run by ONNX Runtime, one thread per worker, same chunking, about
-2.2 ms/clip; needs the optional ``onnx`` and ``onnxruntime`` packages) and
+to ONNX by :mod:`skasc._onnx` and run by ONNX Runtime, one thread per worker,
+same chunking; needs the optional ``onnx`` and ``onnxruntime`` packages) and
 ``"auto"`` (``"torch"``, the faster).  Modules that are not a plain
 :class:`~skasc.nn.DwsCNN` are run as they are (eager, channels-last) with
 the same chunking and workers.  ``torch.compile`` (inductor, freezing) was
-measured too: 25 s to compile for no gain over the fused path, so it is not
-offered.
+tried too and gave no gain over the fused path for a long compile, so it is
+not offered.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import threading
 import warnings
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .nn import DwsCNN
+from ._chunking import auto_chunk, check_batch, n_workers, prime_malloc, run_chunked
+from ._onnx import OrtRunner, onnx_model_bytes
+from ._ops import FUSIONS, bn_affine, fold_bn_after_pointwise, fuse_logits, is_plain_dwscnn
 
-__all__ = ["FastPredictor", "OrtRunner", "cached_fast_predictor", "fast_path_applies"]
+__all__ = ["FastPredictor", "cached_fast_predictor", "fast_path_applies"]
 
 _BACKENDS = ("auto", "torch", "onnxruntime")
-_FUSIONS = ("logits", "proba")
-#: Bytes of one full-resolution feature map a chunk should stay under (L2).
-_CHUNK_BYTES = 2_000_000
-_MAX_CHUNK = 64
 #: Clips per work unit of a torch worker (low-resolution stage batch).
 _UNIT = 16
 _CL = torch.channels_last
 
 
-def _is_plain_dwscnn(module):
-    """True for a DwsCNN (or subclass) whose forward is DwsCNN's own."""
-    return isinstance(module, DwsCNN) and type(module).forward is DwsCNN.forward
-
-
 def _t(x):
     """Detached float32 contiguous CPU copy."""
     return x.detach().to("cpu", torch.float32).contiguous().clone()
-
-
-def _bn_affine(bn):
-    """Per-channel (scale, shift) of an eval-mode BatchNorm2d, in float64."""
-    var = bn.running_var.detach().cpu().double()
-    mean = bn.running_mean.detach().cpu().double()
-    scale = 1.0 / torch.sqrt(var + bn.eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight.detach().cpu().double()
-    shift = -mean * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias.detach().cpu().double()
-    return scale, shift
 
 
 def _max_pool(x, kernel):
@@ -151,10 +127,8 @@ class _FoldedDwsCNN:
     @staticmethod
     def _fold_block(block):
         c = block.channels
-        a1, s1 = _bn_affine(block.bn1)
-        a2, s2 = _bn_affine(block.bn2)
-        # bn2(pw_conv1(t)) = (a2 * W1) t + s2: exact up to rounding
-        w1 = block.pw_conv1.weight.detach().cpu().double() * a2.view(c, 1, 1, 1)
+        a1, s1 = bn_affine(block.bn1)
+        w1, s2 = fold_bn_after_pointwise(block.pw_conv1.weight, block.bn2)
         return {
             "a1": a1.float().view(1, c, 1, 1).contiguous(),
             "s1": s1.float().view(1, c, 1, 1).contiguous(),
@@ -276,156 +250,6 @@ def _check_folded(folded, modules, input_shape, tol=1e-4):
             err = float((got - ref).abs().max())
             if not err <= tol * (1.0 + float(ref.abs().max())):
                 raise RuntimeError(f"folded logits differ from the module's by {err:.3g}")
-
-
-def _fuse(outs, fusion):
-    """Fuse a list of (n, K) logits tensors as FusedTeacher does."""
-    if len(outs) == 1 and fusion == "logits":
-        return outs[0]
-    stacked = torch.stack(outs)
-    if fusion == "logits":
-        return stacked.mean(0)
-    return torch.logsumexp(F.log_softmax(stacked, dim=2), dim=0) - math.log(len(outs))
-
-
-def _check_input(x, input_shape):
-    x = np.asarray(x, dtype=np.float32)
-    c, f, t = input_shape
-    if x.ndim == 3 and c == 1:
-        x = x[:, None]
-    if x.ndim != 4 or x.shape[1:] != tuple(input_shape):
-        raise ValueError(f"expected input of shape (N, {c}, {f}, {t}), got {x.shape}")
-    return np.ascontiguousarray(x)
-
-
-def _threads(n_threads):
-    return max(1, int(n_threads)) if n_threads else max(1, torch.get_num_threads())
-
-
-def _auto_chunk(act_bytes):
-    return int(min(_MAX_CHUNK, max(1, _CHUNK_BYTES // max(1, int(act_bytes)))))
-
-
-_MALLOC_PRIMED = False
-
-
-def _prime_malloc():
-    """Raise glibc's dynamic mmap/trim thresholds to their maximum, once.
-
-    glibc serves allocations above its mmap threshold (initially 128 KB)
-    with fresh ``mmap`` s and returns freed heap tops above the trim
-    threshold to the OS; the thresholds grow to the size of the largest
-    mmapped block freed so far (at most 32 MB).  In a fresh process every
-    feature map of a few MB is then a new mapping, and each of its pages
-    costs a page fault when first written (~1,000 per clip at the paper's
-    size, which halved the throughput on a virtual machine).  Allocating
-    and freeing one 31 MB block lifts both thresholds as a long-running
-    process would; glibc then keeps up to ~62 MB of freed memory for reuse.
-    """
-    global _MALLOC_PRIMED
-    if _MALLOC_PRIMED:
-        return
-    _MALLOC_PRIMED = True
-    try:
-        block = torch.empty(31 * 2**20, dtype=torch.uint8)  # pages are not touched
-        del block
-    except Exception:  # pragma: no cover
-        pass
-
-
-def _run_chunked(fn, x, chunk_size, n_workers, torch_workers=True):
-    """Concatenate ``fn(x[s:s + chunk_size])`` over the chunks, computed by workers.
-
-    Each worker thread takes the next chunk until none is left.  With
-    ``torch_workers`` a worker first sets its own intra-op thread count to 1
-    (OpenMP/MKL thread counts are per thread); ``at::set_num_threads`` also
-    stores a process-wide default for threads created later, so the
-    caller's value is put back afterwards.
-    """
-    n = len(x)
-    if n == 0:
-        return np.zeros((0, 0), np.float32)
-    starts = list(range(0, n, chunk_size))
-    workers = min(int(n_workers), len(starts))
-    if workers <= 1 and (not torch_workers or torch.get_num_threads() == 1):
-        return torch.cat([fn(x[s:s + chunk_size]) for s in starts]).numpy()
-    it = iter(starts)
-    lock = threading.Lock()
-    results = {}
-
-    def work():
-        if torch_workers:
-            torch.set_num_threads(1)
-        while True:
-            with lock:
-                s = next(it, None)
-            if s is None:
-                return
-            results[s] = fn(x[s:s + chunk_size])
-
-    # every worker's set_num_threads(1) is followed by this restore, so
-    # concurrent calls from several threads end with a caller's value too
-    previous = torch.get_num_threads()
-    try:
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            futures = [pool.submit(work) for _ in range(max(1, workers))]
-            for fut in futures:
-                fut.result()
-    finally:
-        if torch_workers:
-            torch.set_num_threads(previous)
-    return torch.cat([results[s] for s in starts]).numpy()
-
-
-class OrtRunner:
-    """Run a serialized ONNX model with ONNX Runtime, chunked, on worker threads.
-
-    One session with one intra-op thread, shared by ``n_threads`` Python
-    worker threads (``InferenceSession.run`` is thread-safe and releases
-    the GIL), each running chunks of ``chunk_size`` clips.
-
-    Parameters
-    ----------
-    model : bytes or str
-        Serialized model or a path.
-    input_shape : tuple (C, F, T)
-    n_threads : int, default=None
-        None: the caller's ``torch.get_num_threads()`` at each call.
-    chunk_size : int, default=None
-        None: sized as for FastPredictor assuming 18 channels (at least 2).
-    optimization : {"extended", "all", "basic"}, default="extended"
-        ONNX Runtime graph optimization level.
-    """
-
-    def __init__(self, model, input_shape, n_threads=None, chunk_size=None,
-                 optimization="extended"):
-        import onnxruntime as ort
-
-        levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                  "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-        self.input_shape = tuple(int(s) for s in input_shape)
-        self.n_threads = n_threads
-        _, f, t = self.input_shape
-        self.chunk_size = int(chunk_size) if chunk_size else max(2, _auto_chunk(4 * 18 * f * t))
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = levels[optimization]
-        so.log_severity_level = 3
-        self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        _prime_malloc()
-
-    def _chunk(self, x):
-        return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
-
-    def logits(self, x):
-        """Model output on ``x`` (N, C, F, T), any N."""
-        x = _check_input(x, self.input_shape)
-        return _run_chunked(self._chunk, x, self.chunk_size, _threads(self.n_threads),
-                            torch_workers=False)
 
 
 def _walk(module, ids, tensors):
@@ -558,8 +382,8 @@ class FastPredictor:
         modules = list(modules)
         if not modules:
             raise ValueError("modules must hold at least one network")
-        if fusion not in _FUSIONS:
-            raise ValueError(f"fusion must be one of {_FUSIONS}, got {fusion!r}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
         self.input_shape = tuple(int(s) for s in input_shape)
@@ -571,7 +395,7 @@ class FastPredictor:
         self.n_threads = None if n_threads is None else int(n_threads)
         self.backend = "torch" if backend == "auto" else backend
         self._snapshot = _take_snapshot(modules)
-        plain = all(_is_plain_dwscnn(m) for m in modules)
+        plain = all(is_plain_dwscnn(m) for m in modules)
         if self.backend == "onnxruntime" and not plain:
             raise ValueError("backend='onnxruntime' needs plain DwsCNN modules")
         for m in modules:
@@ -602,16 +426,14 @@ class FastPredictor:
                  else copy.deepcopy(m).cpu()).eval()
                 for m in modules]
             act = 4 * 64 * self.input_shape[1] * self.input_shape[2]
-        self.chunk_size = int(chunk_size) if chunk_size else _auto_chunk(act)
+        self.chunk_size = int(chunk_size) if chunk_size else auto_chunk(act)
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
         self.fused_kernels = bool(fused_kernels)
         self._onnx_bytes = None
         self._runtime = None  # built lazily: not pickled
         if self.backend == "onnxruntime":
-            from .export import _onnx_model_bytes
-
-            self._onnx_bytes = _onnx_model_bytes(modules, self.input_shape, fusion)
+            self._onnx_bytes = onnx_model_bytes(modules, self.input_shape, fusion)
         self._ensure_runtime()
 
     # -- state ----------------------------------------------------------------
@@ -622,11 +444,10 @@ class FastPredictor:
         then the content of every parameter and buffer, bit for bit, with a
         copy taken when the predictor was built.  Version counters or
         storage pointers would miss edits through ``.data``
-        (``p.data.mul_(0.5)``, ``p.data = t``), which share neither.  On
-        one thread of a 2-core virtual machine the check takes 0.07 ms at
-        hidden=18 and 4.6 ms for four hidden=256 networks (input 1x256x51),
-        against 1.9 ms and 160 ms to predict one clip (3-5 %; 0.1 % for 64
-        clips); the copy is 0.13 MB and 37 MB.  Always True after unpickling
+        (``p.data.mul_(0.5)``, ``p.data = t``), which share neither.  The
+        check is a few percent of the time to predict one clip, and the copy
+        is as large as the parameters and buffers (37 MB for four
+        hidden=256 networks).  Always True after unpickling
         (the copy is not pickled).
         """
         if isinstance(modules, torch.nn.Module):
@@ -652,7 +473,7 @@ class FastPredictor:
         if self._runtime is not None:
             return self._runtime
         rt = {"fused": False}
-        _prime_malloc()
+        prime_malloc()
         if self.backend == "onnxruntime":
             rt["ort"] = OrtRunner(self._onnx_bytes, self.input_shape, n_threads=self.n_threads,
                                   chunk_size=self.chunk_size)
@@ -697,7 +518,7 @@ class FastPredictor:
                         for f in self._folded]
             else:
                 outs = [m(xt).float() for m in self._modules]
-            return _fuse(outs, self.fusion).clone()
+            return fuse_logits(outs, self.fusion).clone()
 
     def logits(self, x):
         """Logits of ``x``, shape (N, n_classes), float32.
@@ -708,16 +529,16 @@ class FastPredictor:
             Features, any batch size: they are processed in chunks of
             :attr:`chunk_size` clips by :attr:`n_threads` workers.
         """
-        x = _check_input(x, self.input_shape)
+        x = check_batch(x, self.input_shape)
         self._ensure_runtime()
         unit = self.chunk_size
-        n_threads = _threads(self.n_threads)
+        n_threads = n_workers(self.n_threads)
         if self._folded is not None and self.backend == "torch":
             # a worker takes up to _UNIT clips: the full-resolution stage runs
             # on chunk_size of them at a time, the low-resolution rest on all
             per_worker = -(-len(x) // n_threads)
             unit = max(self.chunk_size, min(_UNIT, per_worker))
-        return _run_chunked(self._chunk_logits, x, unit, n_threads,
+        return run_chunked(self._chunk_logits, x, unit, n_threads,
                             torch_workers=self.backend != "onnxruntime")
 
     def __repr__(self):

@@ -54,6 +54,7 @@ import torch
 import torchinfo
 from torch import nn
 
+from ._networks import held_networks
 from ._table import format_table
 from .nn import _check_input_shape
 
@@ -574,114 +575,54 @@ def _module_report(module, input_shape, name, limits):
     return ComplexityReport(layers, params, macs, input_shape, name, **limits)
 
 
-def _estimator_report(est, input_shape, limits, where="estimator"):
-    from sklearn.exceptions import NotFittedError
-    from sklearn.pipeline import Pipeline
-    from sklearn.utils.validation import check_is_fitted
-
-    if isinstance(est, nn.Module):
-        return _module_report(est, input_shape, type(est).__name__, limits)
-
-    if isinstance(est, Pipeline):
-        step_name, last = est.steps[-1]
-        if last is None or (isinstance(last, str) and last == "passthrough"):
-            raise TypeError(
-                f"The last step {step_name!r} of the Pipeline is {last!r}; a "
-                "complexity report needs a fitted skasc classifier (with a "
-                "`module_` attribute) as the final step."
-            )
-        try:
-            check_is_fitted(last)
-        except NotFittedError as exc:
-            raise NotFittedError(
-                f"The last step {step_name!r} ({type(last).__name__}) of the Pipeline "
-                "is not fitted yet. Fit the pipeline before asking for its "
-                "complexity report."
-            ) from exc
-        if not hasattr(last, "module_") and not hasattr(last, "estimators_"):
-            raise TypeError(
-                f"The last step {step_name!r} ({type(last).__name__}) of the Pipeline "
-                "is fitted but has no `module_` attribute (the fitted torch "
-                "network): complexity_report needs a skasc neural classifier as "
-                "the final step."
-            )
-        return _estimator_report(last, input_shape, limits, where=f"Pipeline step {step_name!r}")
-
-    if hasattr(est, "module_"):
-        module = est.module_
-        if not isinstance(module, nn.Module):
-            raise TypeError(
-                f"{type(est).__name__}.module_ is a {type(module).__name__}, "
-                "not a torch.nn.Module."
-            )
-        shape = input_shape
-        if shape is None:
-            shape = getattr(est, "input_shape_", None)
-        if shape is None:
-            shape = getattr(module, "input_shape", None)
+def _held_report(held, input_shape, limits):
+    """Report of the networks a model holds (see :func:`skasc._networks.held_networks`)."""
+    if held.module is not None:
+        shape = input_shape if input_shape is not None else held.input_shape
         if shape is None:
             raise ValueError(
-                f"{type(est).__name__} has no `input_shape_` attribute; pass "
-                "input_shape=(C, F, T)."
+                f"{held.name} has no `input_shape_` attribute nor a module `input_shape`; "
+                "pass input_shape=(C, F, T)."
             )
-        return _module_report(
-            module, shape, f"{type(est).__name__} ({type(module).__name__})", limits
+        return _module_report(held.module, shape, held.name, limits)
+    reports = [_held_report(m, input_shape, limits) for m in held.members]
+    layers = []
+    for i, rep in enumerate(reports):
+        prefix = f"estimators_[{i}]"
+        out_shape = rep.rows[-1].output_shape if rep.rows else ()
+        layers.append(
+            LayerComplexity(
+                name=prefix,
+                type=rep.model_name,
+                output_shape=out_shape,
+                params=rep.total_params,
+                macs=rep.total_macs,
+                depth=1,
+                is_leaf=False,
+            )
         )
-
-    if hasattr(est, "estimators_"):
-        members = list(est.estimators_)
-        if not members:
-            raise ValueError(f"{type(est).__name__}.estimators_ is empty.")
-        reports = [
-            _estimator_report(m, input_shape, limits, where=f"estimators_[{i}]")
-            for i, m in enumerate(members)
-        ]
-        layers = []
-        for i, (m, rep) in enumerate(zip(members, reports)):
-            prefix = f"estimators_[{i}]"
-            out_shape = rep.rows[-1].output_shape if rep.rows else ()
-            layers.append(
-                LayerComplexity(
-                    name=prefix,
-                    type=rep.model_name,
-                    output_shape=out_shape,
-                    params=rep.total_params,
-                    macs=rep.total_macs,
-                    depth=1,
-                    is_leaf=False,
-                )
+        base = min((layer.depth for layer in rep.layers), default=1)
+        layers.extend(
+            LayerComplexity(
+                name=f"{prefix}.{layer.name}",
+                type=layer.type,
+                output_shape=layer.output_shape,
+                params=layer.params,
+                macs=layer.macs,
+                depth=2 + layer.depth - base,
+                is_leaf=layer.is_leaf,
             )
-            base = min((layer.depth for layer in rep.layers), default=1)
-            layers.extend(
-                LayerComplexity(
-                    name=f"{prefix}.{layer.name}",
-                    type=layer.type,
-                    output_shape=layer.output_shape,
-                    params=layer.params,
-                    macs=layer.macs,
-                    depth=2 + layer.depth - base,
-                    is_leaf=layer.is_leaf,
-                )
-                for layer in rep.layers
-            )
-        shapes = {r.input_shape for r in reports}
-        return ComplexityReport(
-            layers,
-            sum(r.total_params for r in reports),
-            sum(r.total_macs for r in reports),
-            shapes.pop() if len(shapes) == 1 else None,
-            type(est).__name__,
-            members=reports,
-            **limits,
+            for layer in rep.layers
         )
-
-    # Neither a network nor an ensemble: unfitted, or not a neural estimator.
-    check_is_fitted(est)  # NotFittedError (or TypeError for non-estimators)
-    raise TypeError(
-        f"{where} {type(est).__name__} is fitted but exposes no torch network "
-        "(`module_`) nor members (`estimators_`); complexity_report supports "
-        "torch modules, fitted skasc classifiers, ensembles of them and "
-        "Pipelines ending in one."
+    shapes = {r.input_shape for r in reports}
+    return ComplexityReport(
+        layers,
+        sum(r.total_params for r in reports),
+        sum(r.total_macs for r in reports),
+        shapes.pop() if len(shapes) == 1 else None,
+        held.name,
+        members=reports,
+        **limits,
     )
 
 
@@ -784,4 +725,4 @@ def complexity_report(
         return _module_report(obj, input_shape, type(obj).__name__, limits)
     if input_shape is not None:
         input_shape = _check_input_shape(input_shape)
-    return _estimator_report(obj, input_shape, limits)
+    return _held_report(held_networks(obj), input_shape, limits)

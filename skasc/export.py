@@ -44,10 +44,8 @@ True
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
-import math
 import os
 import pathlib
 import tempfile
@@ -55,8 +53,23 @@ import warnings
 from numbers import Integral
 
 import numpy as np
-import torch
 from sklearn.utils._param_validation import Interval, validate_parameter_constraints
+
+from ._networks import held_networks
+from ._validation import check_known_labels
+from ._onnx import (
+    INPUT_NAME,
+    PRODUCER,
+    REQUIRED_META,
+    OrtRunner,
+    build_model,
+    cpu_copies,
+    mark_skasc,
+    need_package,
+    random_input,
+    verify_against_eager,
+)
+from ._ops import softmax
 
 __all__ = [
     "export_onnx",
@@ -66,301 +79,12 @@ __all__ = [
     "quantized_param_bytes",
 ]
 
-INPUT_NAME = "logmel"
-OUTPUT_NAME = "logits"
-#: Largest disagreement in probability tolerated between ONNX Runtime and eager.
-FLOAT_TOLERANCE = 1e-4
 _QUANTIZE = (None, "int8")
-
-
-def _need(module):
-    try:
-        return __import__(module)
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"skasc.export needs the optional package {module!r} "
-            f"(pip install onnx onnxruntime)") from exc
-
-
-# ---------------------------------------------------------------------------
-# what to export
-# ---------------------------------------------------------------------------
-
-
-def _resolve(obj):
-    """(modules, input_shape, fusion, classes) of an estimator or module."""
-    from sklearn.utils.validation import check_is_fitted
-
-    if isinstance(obj, torch.nn.Module):
-        shape = getattr(obj, "input_shape", None)
-        if shape is None:
-            raise TypeError(
-                "a bare torch module needs an `input_shape` attribute (C, F, T); "
-                "export a fitted skasc classifier or a DwsCNN instead")
-        return [obj], tuple(shape), "logits", None
-    # Pipeline / FrozenEstimator / search: the model that predicts
-    if hasattr(obj, "steps") and isinstance(getattr(obj, "steps"), list):
-        if not obj.steps:
-            raise ValueError("empty Pipeline")
-        return _resolve(obj.steps[-1][1])
-    if type(obj).__name__ == "FrozenEstimator" and hasattr(obj, "estimator"):
-        return _resolve(obj.estimator)
-    if hasattr(obj, "best_estimator_"):
-        return _resolve(obj.best_estimator_)
-    if not hasattr(obj, "_torch_modules"):
-        raise TypeError(
-            f"cannot export {type(obj).__name__}: expected a fitted skasc classifier "
-            "(DwsCNNClassifier, DistilledStudent, EnsembleTeacher), a Pipeline ending "
-            "in one, or a DwsCNN module")
-    check_is_fitted(obj)
-    modules = obj._torch_modules()  # raises NotFittedError when unfitted
-    fusion = getattr(obj, "fusion", "logits")
-    return list(modules), tuple(obj.input_shape_), fusion, np.asarray(obj.classes_)
-
-
-def _cpu_copies(modules):
-    out = []
-    for m in modules:
-        dev = next((p.device for p in m.parameters()), torch.device("cpu"))
-        out.append((copy.deepcopy(m).cpu() if dev.type != "cpu" else m).eval())
-    return out
-
-
-def _eager_logits(modules, x, fusion):
-    """Reference: what EnsembleTeacher / the classifier compute, in float32."""
-    from ._inference import _fuse
-
-    with torch.inference_mode():
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        return _fuse([m(xt).float() for m in modules], fusion).numpy()
 
 
 # ---------------------------------------------------------------------------
 # graph building
 # ---------------------------------------------------------------------------
-
-
-class _Graph:
-    """Tiny helper collecting ONNX nodes and initializers."""
-
-    def __init__(self, opset):
-        self.opset = opset
-        self.nodes = []
-        self.inits = []
-        self._n = 0
-
-    def name(self, base):
-        self._n += 1
-        return f"{base}_{self._n}"
-
-    def init(self, base, array, dtype=np.float32):
-        from onnx import numpy_helper
-
-        name = self.name(base)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype=dtype), name))
-        return name
-
-    def node(self, op, inputs, base, **attrs):
-        from onnx import helper
-
-        out = self.name(base)
-        self.nodes.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
-        return out
-
-
-def _np(t):
-    return t.detach().cpu().double().numpy()
-
-
-def _conv(g, x, w, b, pad, group, base):
-    inputs = [x, g.init(base + ".weight", _np(w))]
-    if b is not None:
-        inputs.append(g.init(base + ".bias", _np(b)))
-    k = list(w.shape[2:])
-    return g.node("Conv", inputs, base, kernel_shape=k, pads=[pad, pad, pad, pad],
-                  strides=[1, 1], dilations=[1, 1], group=group)
-
-
-def _dwscnn_graph(g, m, x, prefix):
-    """Append the nodes of DwsCNN ``m`` reading ``x``; return its logits name."""
-    from ._inference import _bn_affine
-
-    mean, scale = getattr(m, "input_mean", None), getattr(m, "input_scale", None)
-    if mean is not None and scale is not None:  # per-band standardisation buffers
-        x = g.node("Sub", [x, g.init(f"{prefix}input_mean", _np(mean))], f"{prefix}standardize")
-        x = g.node("Mul", [x, g.init(f"{prefix}input_scale", _np(scale))], f"{prefix}standardize")
-    h = _conv(g, x, m.input_conv.weight, m.input_conv.bias, 3, 1, f"{prefix}input_conv")
-
-    def block(h, blk, name):
-        c = blk.channels
-        bn = blk.bn1
-        t = g.node("BatchNormalization", [
-            h,
-            g.init(f"{name}.bn1.weight", _np(bn.weight) if bn.weight is not None else np.ones(c)),
-            g.init(f"{name}.bn1.bias", _np(bn.bias) if bn.bias is not None else np.zeros(c)),
-            g.init(f"{name}.bn1.running_mean", _np(bn.running_mean)),
-            g.init(f"{name}.bn1.running_var", _np(bn.running_var)),
-        ], f"{name}.bn1", epsilon=float(bn.eps))
-        t = g.node("Relu", [t], f"{name}.relu1")
-        t = _conv(g, t, blk.dw_conv1.weight, None, 1, c, f"{name}.dw_conv1")
-        a2, s2 = _bn_affine(blk.bn2)  # bn2 folded into pw_conv1
-        w1 = blk.pw_conv1.weight.detach().double().cpu() * a2.view(c, 1, 1, 1)
-        t = _conv(g, t, w1, s2, 0, 1, f"{name}.pw_conv1_bn2")
-        t = g.node("Relu", [t], f"{name}.relu2")
-        t = _conv(g, t, blk.dw_conv2.weight, None, 1, c, f"{name}.dw_conv2")
-        t = _conv(g, t, blk.pw_conv2.weight, None, 0, 1, f"{name}.pw_conv2")
-        return g.node("Add", [h, t], f"{name}.add")
-
-    def pool(h, kernel, name):
-        k = list(kernel)
-        return g.node("MaxPool", [h], name, kernel_shape=k, strides=k, pads=[0, 0, 0, 0])
-
-    h = block(h, m.dw1, f"{prefix}dw1")
-    h = pool(h, m.pool1_kernel, f"{prefix}pool1")
-    h = _conv(g, h, m.dw2_conv.weight, m.dw2_conv.bias, 2, 1, f"{prefix}dw2_conv")
-    h = block(h, m.dw2, f"{prefix}dw2")
-    h = block(h, m.dw3, f"{prefix}dw3")
-    h = pool(h, m.pool2_kernel, f"{prefix}pool2")
-    h = g.node("Flatten", [h], f"{prefix}flatten", axis=1)
-    h = g.node("Gemm", [h, g.init(f"{prefix}fc1.weight", _np(m.fc1.weight)),
-                        g.init(f"{prefix}fc1.bias", _np(m.fc1.bias))], f"{prefix}fc1", transB=1)
-    if isinstance(m.act, torch.nn.ReLU):
-        h = g.node("Relu", [h], f"{prefix}act")
-    return g.node("Gemm", [h, g.init(f"{prefix}fc2.weight", _np(m.fc2.weight)),
-                           g.init(f"{prefix}fc2.bias", _np(m.fc2.bias))], f"{prefix}fc2", transB=1)
-
-
-def _fusion_graph(g, outs, fusion):
-    if len(outs) == 1 and fusion == "logits":
-        return outs[0]
-    if fusion == "logits":
-        return g.node("Mean", outs, "fused_mean")
-    axes0 = g.init("axes0", np.array([0]), np.int64)
-    parts = [g.node("Unsqueeze", [g.node("LogSoftmax", [o], "log_softmax", axis=1), axes0],
-                    "unsqueeze") for o in outs]
-    stacked = g.node("Concat", parts, "stack", axis=0) if len(parts) > 1 else parts[0]
-    if g.opset >= 18:
-        lse = g.node("ReduceLogSumExp", [stacked, axes0], "logsumexp", keepdims=0)
-    else:
-        lse = g.node("ReduceLogSumExp", [stacked], "logsumexp", axes=[0], keepdims=0)
-    return g.node("Sub", [lse, g.init("log_n_members", np.array(math.log(len(outs))))],
-                  "fused_log_mean_proba")
-
-
-def _min_ir_version(opset):
-    from onnx import helper
-
-    irs = [ir for _, ir, ai_onnx, *_ in helper.VERSION_TABLE if ai_onnx == opset]
-    return min(irs) if irs else None
-
-
-def _build_model(modules, input_shape, fusion, opset, classes=None):
-    """ONNX ModelProto of the fused modules (plain DwsCNNs: hand-built graph)."""
-    onnx = _need("onnx")
-    from onnx import TensorProto, helper
-
-    from ._inference import _is_plain_dwscnn
-
-    if not all(_is_plain_dwscnn(m) for m in modules):
-        model = _torch_export(modules, input_shape, fusion, opset)
-    else:
-        g = _Graph(opset)
-        outs = [_dwscnn_graph(g, m, INPUT_NAME, f"m{i}." if len(modules) > 1 else "")
-                for i, m in enumerate(modules)]
-        out = _fusion_graph(g, outs, fusion)
-        g.nodes.append(helper.make_node("Identity", [out], [OUTPUT_NAME], name="output"))
-        n_classes = int(modules[0].n_classes)
-        graph = helper.make_graph(
-            g.nodes, "skasc_dwscnn",
-            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", *input_shape])],
-            [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", n_classes])],
-            initializer=g.inits,
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                                  producer_name="skasc")
-        ir = _min_ir_version(opset)
-        if ir is not None:
-            model.ir_version = ir
-    _mark_skasc(model)
-    # the labels go first and the keys every export has after them: a file
-    # cut short inside the metadata then always lacks a required key
-    meta = {} if classes is None else {"skasc.classes": json.dumps(np.asarray(classes).tolist())}
-    meta.update({"skasc.input_shape": json.dumps(list(input_shape)), "skasc.fusion": fusion,
-                 "skasc.n_members": str(len(modules))})
-    onnx.helper.set_model_props(model, meta)
-    onnx.checker.check_model(model)
-    return model
-
-
-#: Metadata every file written by :func:`export_onnx` has (``skasc.classes``
-#: too, unless a bare module was exported).
-_REQUIRED_META = ("skasc.input_shape", "skasc.fusion", "skasc.n_members")
-_PRODUCER = "skasc"
-
-
-def _mark_skasc(model):
-    """Set the producer fields, which precede the graph and metadata in the file."""
-    from . import __version__
-
-    model.producer_name = _PRODUCER
-    model.producer_version = __version__
-
-
-class _Fused(torch.nn.Module):
-    def __init__(self, modules, fusion):
-        super().__init__()
-        self.members = torch.nn.ModuleList(modules)
-        self.fusion = fusion
-
-    def forward(self, x):
-        from ._inference import _fuse
-
-        return _fuse([m(x) for m in self.members], self.fusion)
-
-
-def _torch_export(modules, input_shape, fusion, opset):
-    """Fallback for modules that are not a plain DwsCNN: torch.onnx.export."""
-    import io
-
-    onnx = _need("onnx")
-    wrapper = _Fused(modules, fusion).eval()
-    x = torch.zeros((2,) + tuple(input_shape))
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kwargs = dict(input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                      opset_version=opset)
-        try:
-            torch.onnx.export(wrapper, (x,), buf, dynamo=False,
-                              dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}},
-                              **kwargs)
-        except TypeError:  # a PyTorch without the TorchScript exporter
-            batch = torch.export.Dim("N")
-            torch.onnx.export(wrapper, (x,), buf, dynamic_shapes=({0: batch},), **kwargs)
-    return onnx.load_from_string(buf.getvalue())
-
-
-def _onnx_model_bytes(modules, input_shape, fusion, opset=17):
-    """Serialized (and verified) float model, for FastPredictor's onnxruntime backend."""
-    modules = _cpu_copies(modules)
-    data = _build_model(modules, input_shape, fusion, opset).SerializeToString()
-    _verify(data, modules, fusion, _random_input(input_shape))
-    return data
-
-
-def _random_input(input_shape, n=4):
-    return np.random.default_rng(0).normal(size=(n,) + tuple(input_shape)).astype(np.float32)
-
-
-def _verify(data, modules, fusion, xv):
-    """Raise RuntimeError if ONNX Runtime's probabilities differ from eager's by > 1e-4."""
-    got = _session(data).run(None, {INPUT_NAME: xv})[0]
-    ref = _eager_logits(modules, xv, fusion)
-    err = float(np.abs(_softmax(got) - _softmax(ref)).max()) if len(xv) else 0.0
-    if not np.isfinite(got).all() or err > FLOAT_TOLERANCE:
-        raise RuntimeError(
-            f"ONNX Runtime disagrees with PyTorch: max probability difference {err:.3g} "
-            f"> {FLOAT_TOLERANCE}")
 
 
 # ---------------------------------------------------------------------------
@@ -408,22 +132,6 @@ def _check_path(path):
     if not path.parent.is_dir():
         raise FileNotFoundError(f"directory {path.parent} does not exist")
     return path
-
-
-def _session(model, n_threads=None):
-    ort = _need("onnxruntime")
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = int(n_threads or 1)
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    src = model if isinstance(model, (bytes, str)) else os.fspath(model)
-    return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
-
-
-def _softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 # ---------------------------------------------------------------------------
@@ -498,16 +206,21 @@ def export_onnx(estimator_or_module, path, *, quantize=None, calibration_X=None,
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 13:
         raise ValueError(f"opset must be an integer >= 13, got {opset!r}")
     path = _check_path(path)
-    modules, input_shape, fusion, classes = _resolve(estimator_or_module)
+    held = held_networks(estimator_or_module)
+    if held.input_shape is None:
+        raise TypeError(
+            f"cannot export {held.name}: its input shape is unknown; export a fitted skasc "
+            "classifier or a module with an `input_shape` attribute (C, F, T) such as DwsCNN")
+    modules, input_shape, fusion, classes = held.modules, held.input_shape, held.fusion, held.classes
     calib = None
     if quantize is not None:
         if calibration_X is None:
             raise ValueError("quantize='int8' needs calibration_X (features to calibrate on)")
     if calibration_X is not None:
         calib = _as_input(calibration_X, input_shape, "calibration_X")
-    _need("onnxruntime")
-    modules = _cpu_copies(modules)
-    model = _build_model(modules, input_shape, fusion, opset, classes)
+    need_package("onnxruntime")
+    modules = cpu_copies(modules)
+    model = build_model(modules, input_shape, fusion, opset, classes)
     data = model.SerializeToString()
 
     # verify the float graph against eager PyTorch
@@ -516,8 +229,8 @@ def export_onnx(estimator_or_module, path, *, quantize=None, calibration_X=None,
     elif calib is not None:
         xv = calib[:16]
     else:
-        xv = _random_input(input_shape)
-    _verify(data, modules, fusion, xv)
+        xv = random_input(input_shape)
+    verify_against_eager(data, modules, fusion, xv)
 
     if quantize is None:
         path.write_bytes(data)
@@ -527,7 +240,7 @@ def export_onnx(estimator_or_module, path, *, quantize=None, calibration_X=None,
 
 
 def _quantize_int8(float_bytes, path, calib):
-    _need("onnxruntime")
+    need_package("onnxruntime")
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -555,25 +268,15 @@ def _quantize_int8(float_bytes, path, calib):
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )
     # keep the metadata (labels, input shape) on the quantized file
-    onnx = _need("onnx")
+    onnx = need_package("onnx")
     src_model = onnx.load_from_string(float_bytes)
     q = onnx.load(str(path))
     meta = {p.key: p.value for p in src_model.metadata_props}
     meta["skasc.quantization"] = "int8 QDQ per-channel, MinMax calibration"
     del q.metadata_props[:]
     onnx.helper.set_model_props(q, meta)
-    _mark_skasc(q)
+    mark_skasc(q)
     onnx.save(q, str(path))
-
-
-def _check_known_labels(y, classes):
-    """Raise if ``y`` holds labels outside ``classes`` (they would count as plain errors)."""
-    unseen = np.setdiff1d(np.unique(y), classes)
-    if len(unseen):
-        raise ValueError(
-            f"y contains labels the model was not fitted on: {unseen.tolist()}; "
-            f"known classes are {np.asarray(classes).tolist()}"
-        )
 
 
 class OnnxClassifier:
@@ -635,7 +338,7 @@ class OnnxClassifier:
             self._parameter_constraints,
             {"path": path, "n_threads": n_threads, "chunk_size": chunk_size},
             caller_name=type(self).__name__)
-        onnx = _need("onnx")
+        onnx = need_package("onnx")
         self.path = pathlib.Path(os.fspath(path))
         self.n_threads = n_threads
         self.chunk_size = chunk_size
@@ -645,8 +348,8 @@ class OnnxClassifier:
         except Exception as exc:  # google.protobuf DecodeError and friends
             raise ValueError(self._bad_file(f"it does not parse ({exc})")) from exc
         meta = {p.key: p.value for p in model.metadata_props}
-        if model.producer_name == _PRODUCER:
-            missing = [k for k in _REQUIRED_META if k not in meta]
+        if model.producer_name == PRODUCER:
+            missing = [k for k in REQUIRED_META if k not in meta]
             if missing:
                 raise ValueError(self._bad_file(f"its skasc metadata lacks {missing}"))
         if len(model.graph.input) != 1 or len(model.graph.output) != 1:
@@ -678,8 +381,6 @@ class OnnxClassifier:
 
     def _get_runner(self, data=None):
         if self._runner is None:
-            from ._inference import OrtRunner
-
             if data is None:  # unpickled: the file must still hold the same model
                 data = self.path.read_bytes()
                 if hashlib.sha256(data).hexdigest() != self._digest:
@@ -710,7 +411,7 @@ class OnnxClassifier:
 
     def predict_proba(self, X):
         """Class probabilities (softmax of the logits)."""
-        return _softmax(self.predict_logits(X).astype(np.float64)).astype(np.float32)
+        return softmax(self.predict_logits(X).astype(np.float64)).astype(np.float32)
 
     def predict(self, X):
         """Most probable class label (index when the file has no labels)."""
@@ -733,7 +434,7 @@ class OnnxClassifier:
         check_consistent_length(x, y, sample_weight)
         logits = self._logits(x)
         labels = self._labels(logits)
-        _check_known_labels(y, labels)
+        check_known_labels(y, labels)
         pred = labels[np.argmax(logits, axis=1)]
         return float(accuracy_score(y, pred, sample_weight=sample_weight))
 
@@ -769,7 +470,7 @@ def quantized_param_bytes(path, *, by_dtype=False):
         Return a dict ``{dtype name: bytes}`` (plus ``"total"``) instead of
         the total.
     """
-    onnx = _need("onnx")
+    onnx = need_package("onnx")
     from onnx import numpy_helper
 
     model = onnx.load(os.fspath(path))

@@ -9,7 +9,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
 from skasc import DwsCNNClassifier, EnsembleTeacher, RandomCrop, SpecAugment
-from skasc._inference import FastPredictor, _fuse, cached_fast_predictor
+from skasc._inference import FastPredictor, cached_fast_predictor
+from skasc._ops import fuse_logits, softmax
 from skasc.export import OnnxClassifier, export_onnx, onnx_predict_proba, quantized_param_bytes
 from skasc.nn import DwsCNN
 
@@ -24,12 +25,6 @@ def _toy(n=90, seed=0, labels=("bus", "park", "tram"), shift=2.0):
     for k, lab in enumerate(labels):
         X[y == lab, 8 * k: 8 * k + 6] += shift
     return X, y
-
-
-def _softmax(z):
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
 
 
 def _randomise_bn(module, seed=0):
@@ -91,12 +86,12 @@ def test_fast_predictor_matches_eager(backend, fused, fusion):
     x = np.random.default_rng(1).normal(size=(23,) + SHAPE).astype(np.float32)
     for mods in (members[:1], members):
         with torch.inference_mode():
-            ref = _fuse([m(torch.from_numpy(x)) for m in mods], fusion).numpy()
+            ref = fuse_logits([m(torch.from_numpy(x)) for m in mods], fusion).numpy()
         fast = FastPredictor(mods, SHAPE, fusion=fusion, backend=backend, n_threads=2,
                              chunk_size=4, fused_kernels=fused)
         got = fast.logits(x)
         assert got.shape == ref.shape and got.dtype == np.float32
-        np.testing.assert_allclose(_softmax(got), _softmax(ref), atol=1e-4)
+        np.testing.assert_allclose(softmax(got), softmax(ref), atol=1e-4)
         np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
         # any batch size, and (N, F, T) without the channel axis
         np.testing.assert_allclose(fast.logits(x[:1, 0]), got[:1], atol=1e-5)
@@ -124,7 +119,7 @@ def test_fast_predictor_falls_back_when_folding_is_wrong(monkeypatch):
 def test_fast_predictor_on_fitted_classifier(fitted, toy):
     X, _ = toy
     fast = FastPredictor([fitted.module_], fitted.input_shape_)
-    np.testing.assert_allclose(_softmax(fast.logits(X[:, None])), fitted.predict_proba(X), atol=1e-4)
+    np.testing.assert_allclose(softmax(fast.logits(X[:, None])), fitted.predict_proba(X), atol=1e-4)
     assert not fast.is_stale([fitted.module_])
     with torch.no_grad():
         fitted.module_.fc2.bias.add_(0.0)  # the same content: still fresh
@@ -262,6 +257,8 @@ def test_generic_module_export(tmp_path):
 @pytestmark_onnx
 @pytest.mark.parametrize("fusion", ["logits", "proba"])
 def test_ensemble_export_equals_fused_logits(toy, tmp_path, fusion):
+    # the ONNX fusion nodes mirror skasc._ops.fuse_logits, which the torch
+    # classifiers use: the two must agree
     X, y = toy
     members = [DwsCNNClassifier(hidden=4, max_epochs=1, batch_size=16, random_state=s)
                for s in range(3)]
@@ -271,7 +268,7 @@ def test_ensemble_export_equals_fused_logits(toy, tmp_path, fusion):
     assert len(model.graph.input) == 1 and len(model.graph.output) == 1  # one graph
     got = OnnxClassifier(path).predict_logits(X)
     np.testing.assert_allclose(got, teacher.predict_logits(X), atol=1e-4)
-    np.testing.assert_allclose(_softmax(got), teacher.predict_proba(X), atol=1e-4)
+    np.testing.assert_allclose(softmax(got), teacher.predict_proba(X), atol=1e-4)
     fast = FastPredictor(teacher._torch_modules(), teacher.input_shape_, fusion=fusion)
     np.testing.assert_allclose(fast.logits(X), teacher.predict_logits(X), atol=1e-4)
 

@@ -11,7 +11,8 @@ import torch
 
 from skasc import DwsCNNClassifier, EnsembleTeacher
 from skasc._featureset import FeatureSet
-from skasc._inference import FastPredictor, _fuse
+from skasc._inference import FastPredictor
+from skasc._ops import fuse_logits
 from skasc.export import OnnxClassifier, export_onnx
 
 try:
@@ -64,7 +65,7 @@ def _eager_proba(est, X):
         for m in mods:
             m.eval()
             outs.append(m(x).float())
-        return torch.softmax(_fuse(outs, getattr(est, "fusion", "logits")), 1).numpy()
+        return torch.softmax(fuse_logits(outs, getattr(est, "fusion", "logits")), 1).numpy()
 
 
 def _first_bn(module):

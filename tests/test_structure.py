@@ -1,0 +1,87 @@
+"""The package's structure: imports between skasc's modules go one way.
+
+Every ``import`` of a skasc module from another, at module level or hidden
+inside a function, is an edge; the graph must have no cycle, so that each
+module can be read (and changed) knowing only the modules below it.
+"""
+
+import ast
+import pathlib
+
+import skasc
+
+PACKAGE = pathlib.Path(skasc.__file__).parent
+
+
+def _module_name(path):
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _resolve(current, is_package, level, module):
+    base = current.split(".") if is_package else current.split(".")[:-1]
+    base = base[: len(base) - (level - 1)] if level > 1 else base
+    return ".".join(base + ([module] if module else []))
+
+
+def import_graph():
+    """{module: set of skasc modules it imports}."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                target = (_resolve(name, is_package, node.level, node.module) if node.level
+                          else node.module or "")
+                for alias in node.names:  # "from . import x" may name a module
+                    sub = f"{target}.{alias.name}"
+                    edges.add(sub if sub in modules else target)
+            elif isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names)
+        # a package's __init__ re-exports its children: not a dependency of theirs
+        graph[name] = {e for e in edges if e in modules and e != name
+                       and not (is_package and e.startswith(name + "."))
+                       and not e == "skasc"}
+    return graph
+
+
+def _find_cycle(graph):
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_imports_between_modules_have_no_cycle():
+    graph = import_graph()
+    assert "skasc.classifiers" in graph and graph["skasc.export"], "the scan found no imports"
+    cycle = _find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b"}, "b": set()}) is None
