@@ -200,6 +200,24 @@ def export_onnx(estimator_or_module, path, *, quantize=None, calibration_X=None,
     RuntimeError
         If ONNX Runtime's float probabilities differ from eager PyTorch's
         by more than 1e-4.
+
+    See Also
+    --------
+    OnnxClassifier : predicts and scores with the written file.
+
+    Examples
+    --------
+    An int8 export of the paper's network, calibrated on a few inputs; the
+    weights take one byte each:
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> from skasc.nn import DwsCNN
+    >>> from skasc.export import export_onnx, quantized_param_bytes
+    >>> calibration = np.random.default_rng(0).normal(size=(8, 1, 256, 51)).astype("float32")
+    >>> path = export_onnx(DwsCNN().eval(), pathlib.Path(tempfile.mkdtemp()) / "student.onnx",
+    ...                    quantize="int8", calibration_X=calibration)
+    >>> path.name
+    'student.onnx'
     """
     if quantize not in _QUANTIZE:
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
@@ -306,6 +324,10 @@ class OnnxClassifier:
     metadata_ : dict
         The model's metadata (``skasc.*`` keys for a file of :func:`export_onnx`).
 
+    See Also
+    --------
+    export_onnx : writes the file.
+
     Raises
     ------
     sklearn.utils._param_validation.InvalidParameterError
@@ -325,6 +347,22 @@ class OnnxClassifier:
     ``clone``) and not in scikit-learn's estimator checks.  A pickled
     classifier reads its file again when unpickled, and refuses a file
     whose content changed since it was built.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from skasc import DwsCNNClassifier
+    >>> from skasc.export import export_onnx, OnnxClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 8, 12)).astype("float32")
+    >>> y = np.repeat(["bus", "park"], 20)
+    >>> X[y == "park", :4] += 2.0
+    >>> clf = DwsCNNClassifier(hidden=4, max_epochs=3, random_state=0).fit(X, y)
+    >>> onnx_clf = OnnxClassifier(export_onnx(clf, pathlib.Path(tempfile.mkdtemp()) / "m.onnx"))
+    >>> onnx_clf.input_shape_, onnx_clf.classes_.tolist()
+    ((1, 8, 12), ['bus', 'park'])
+    >>> bool((onnx_clf.predict(X) == clf.predict(X)).all())
+    True
     """
 
     _parameter_constraints: dict = {
@@ -400,31 +438,81 @@ class OnnxClassifier:
     def _labels(self, logits):
         return self.classes_ if self.classes_ is not None else np.arange(logits.shape[1])
 
-    def predict_logits(self, X):
-        """Logits, shape (n_clips, n_classes).
+    def decision_function(self, X):
+        """Logits of each clip (scikit-learn's name for raw scores).
 
-        ``X``: a FeatureSet or an array of shape (n, C, F, T), (n, F, T) or
-        (n, C*F*T) with at least one clip; NaN or infinite values raise
-        ValueError.
+        Parameters
+        ----------
+        X : FeatureSet or array-like of shape (n_clips, C, F, T), (n_clips, F, T) or (n_clips, C*F*T)
+            Features of at least one clip; NaN or infinite values raise
+            ValueError.
+
+        Returns
+        -------
+        logits : ndarray of shape (n_clips, n_classes), float32
         """
         return self._logits(_as_input(X, self.input_shape_))
 
+    def predict_logits(self, X):
+        """Logits of each clip: the same as :meth:`decision_function`.
+
+        Kept under the name the torch classifiers also offer.
+
+        Parameters
+        ----------
+        X : FeatureSet or array-like of shape (n_clips, C, F, T), (n_clips, F, T) or (n_clips, C*F*T)
+
+        Returns
+        -------
+        logits : ndarray of shape (n_clips, n_classes), float32
+        """
+        return self.decision_function(X)
+
     def predict_proba(self, X):
-        """Class probabilities (softmax of the logits)."""
-        return softmax(self.predict_logits(X).astype(np.float64)).astype(np.float32)
+        """Class probabilities of each clip (softmax of the logits).
+
+        Parameters
+        ----------
+        X : FeatureSet or array-like of shape (n_clips, C, F, T), (n_clips, F, T) or (n_clips, C*F*T)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_clips, n_classes), float32
+            Columns follow :attr:`classes_`.
+        """
+        return softmax(self.decision_function(X).astype(np.float64)).astype(np.float32)
 
     def predict(self, X):
-        """Most probable class label (index when the file has no labels)."""
-        logits = self.predict_logits(X)
+        """Most probable class of each clip.
+
+        Parameters
+        ----------
+        X : FeatureSet or array-like of shape (n_clips, C, F, T), (n_clips, F, T) or (n_clips, C*F*T)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_clips,)
+            Labels from :attr:`classes_` (class indices when the file has none).
+        """
+        logits = self.decision_function(X)
         return self._labels(logits)[np.argmax(logits, axis=1)]
 
     def score(self, X, y, sample_weight=None):
-        """Accuracy on ``(X, y)``.
+        """Accuracy on ``(X, y)``, checked as the torch classifiers check it.
 
-        As the torch classifiers: ``X`` and ``y`` (and ``sample_weight``)
-        must have the same length, and labels the model never saw raise
-        instead of counting as errors (for a file without labels, ``y``
-        holds class indices).
+        Parameters
+        ----------
+        X : FeatureSet or array-like of shape (n_clips, C, F, T), (n_clips, F, T) or (n_clips, C*F*T)
+        y : array-like of shape (n_clips,)
+            True labels (class indices for a file without labels).  Labels
+            the model never saw raise ValueError instead of counting as
+            errors.
+        sample_weight : array-like of shape (n_clips,), default=None
+
+        Returns
+        -------
+        score : float
+            Share of clips predicted right (weighted by ``sample_weight``).
         """
         from sklearn.metrics import accuracy_score
         from sklearn.utils.validation import check_consistent_length, column_or_1d

@@ -20,7 +20,9 @@ METHODS = ("fit", "transform", "fit_transform", "predict", "predict_proba", "pre
 MODULES = [skasc, skasc.complexity, skasc.datasets, skasc.metrics, skasc.model_selection, skasc.nn]
 PUBLIC = list({id(obj): obj for mod in MODULES for name in mod.__all__ if not name.startswith("__")
                for obj in [getattr(mod, name)]}.values())
-ESTIMATORS = [obj for obj in PUBLIC if inspect.isclass(obj) and hasattr(obj, "get_params")]
+# OnnxClassifier predicts and scores like the estimators without being one (no fit)
+ESTIMATORS = [obj for obj in PUBLIC if inspect.isclass(obj)
+              and (hasattr(obj, "get_params") or hasattr(obj, "predict_proba"))]
 
 
 def _methods():
