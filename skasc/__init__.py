@@ -10,6 +10,7 @@ from .classifiers import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
 from .complexity import complexity_report
 from .export import OnnxClassifier, export_onnx
 from .preprocessing import LogMel, RandomCrop, Reassembler, SpecAugment
+from .recordings import aggregate_proba, predict_recordings, recording_labels
 
 __version__ = "0.1.0"
 
@@ -25,8 +26,11 @@ __all__ = [
     "RandomCrop",
     "Reassembler",
     "SpecAugment",
+    "aggregate_proba",
     "complexity_report",
     "export_onnx",
     "OnnxClassifier",
+    "predict_recordings",
+    "recording_labels",
     "__version__",
 ]

@@ -1,4 +1,5 @@
-"""Low-level audio helpers: reading clips, parsing TAU22 file names, checking
+"""Low-level audio helpers: reading clips and parts of files, parsing TAU22
+file names and clip rows (``path#t=start,end``), resampling, checking
 in-memory waveforms.
 
 These functions are small on purpose: every error names the file (or the row)
@@ -15,7 +16,9 @@ import soundfile as sf
 
 __all__ = [
     "read_clip", "read_file", "decode_clip", "parse_clip_name", "validate_waveforms",
-    "pcm_to_float", "CLIP_NAME_PATTERN",
+    "pcm_to_float", "decode_audio", "CLIP_NAME_PATTERN", "FRAGMENT_PATTERN", "RESAMPLERS", "split_fragment",
+    "clip_fragment", "fragment_samples", "audio_info", "read_span", "finish_span",
+    "read_segment", "resample_audio",
 ]
 
 #: Integer sample types taken as PCM, with the offset and the full scale that
@@ -36,6 +39,22 @@ CLIP_NAME_PATTERN = re.compile(
     r"(?P<scene>[a-z0-9_]+)-(?P<city>[a-z0-9_]+)-(?P<location>[0-9]+)"
     r"-(?P<segment>[0-9]+)-(?P<snippet>[0-9])-(?P<device>[a-z0-9]+)\.wav"
 )
+
+#: A row naming part of a file: ``<path>#t=<start>,<end>``, the temporal
+#: dimension of W3C Media Fragments 1.0 (Normal Play Time in seconds, with
+#: the optional ``npt:`` prefix).  Only a suffix at the very end of the string
+#: counts, so a path that itself contains ``#`` (even ``#t=``) still works:
+#: the *last* ``#t=start,end`` is the fragment.
+FRAGMENT_PATTERN = re.compile(
+    r"#t=(?:npt:)?(?P<start>[0-9]+(?:\.[0-9]*)?),(?P<end>[0-9]+(?:\.[0-9]*)?)\Z"
+)
+
+#: The resamplers offered (``res_type`` of :func:`librosa.resample`): soxr's
+#: quality levels, from very high to quick.
+RESAMPLERS = ("soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq")
+
+#: Bytes read to find a file's header (the chunks before the audio data).
+_HEADER_BYTES = 1 << 16
 
 
 def read_file(path):
@@ -67,24 +86,32 @@ def read_file(path):
     try:
         with open(path, "rb") as fh:
             return fh.read()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"audio file {path!r} not found") from None
-    except PermissionError as exc:
-        raise PermissionError(
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+
+
+def _open_error(path, exc):
+    """The exception to raise, naming ``path``, for an OSError on opening it."""
+    if isinstance(exc, FileNotFoundError):
+        return FileNotFoundError(f"audio file {path!r} not found")
+    if isinstance(exc, PermissionError):
+        return PermissionError(
             f"audio file {path!r} cannot be read: permission denied ({exc.strerror});"
             " check the file's permissions"
-        ) from exc
-    except OSError as exc:
-        raise type(exc)(f"cannot read audio file {path!r}: {exc}") from exc
+        )
+    return type(exc)(f"cannot read audio file {path!r}: {exc}")
 
 
-def _check_wav_complete(data, path):
+def _check_wav_complete(data, path, file_size=None):
     """Refuse a WAV file whose data chunk is shorter than its header says.
 
     libsndfile silently reads the samples that are there, so an interrupted
     copy or download would otherwise give a short clip.  Non-WAV data and
     streamed WAVs (data size 0 or 0xFFFFFFFF: unknown) are not checked.
+    ``data`` is the whole file, or its beginning (the header) when
+    ``file_size``, the file's size in bytes, is given.
     """
+    file_size = len(data) if file_size is None else file_size
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return
     pos, block_align = 12, 0
@@ -94,7 +121,7 @@ def _check_wav_complete(data, path):
         if chunk == b"fmt " and size >= 14 and body + 14 <= len(data):
             block_align = int.from_bytes(data[body + 12:body + 14], "little")
         if chunk == b"data":
-            present = len(data) - body
+            present = file_size - body
             if present < size < 0xFFFFFFFF:
                 unit = block_align or 1
                 what = "samples" if block_align else "bytes"
@@ -107,7 +134,7 @@ def _check_wav_complete(data, path):
         pos = body + size + (size & 1)  # chunks are padded to even sizes
 
 
-def decode_clip(data, path, *, sr=44100, n_samples=None):
+def decode_clip(data, path, *, sr=44100, n_samples=None, resample=None):
     """Decode the bytes of one mono audio file, checking its format.
 
     :func:`read_clip` is ``decode_clip(read_file(path), path, ...)``; this
@@ -120,7 +147,7 @@ def decode_clip(data, path, *, sr=44100, n_samples=None):
         The file's content.
     path : str
         The file's name, used in error messages only.
-    sr, n_samples
+    sr, n_samples, resample
         As for :func:`read_clip`.
 
     Returns
@@ -132,6 +159,19 @@ def decode_clip(data, path, *, sr=44100, n_samples=None):
     ValueError
         As :func:`read_clip`.
     """
+    return decode_audio(data, path, sr=sr, n_samples=n_samples, resample=resample)[0]
+
+
+def decode_audio(data, path, *, sr=44100, n_samples=None, resample=None):
+    """:func:`decode_clip`, also returning the file's own sample rate.
+
+    Returns
+    -------
+    x : ndarray of shape (n_samples,), dtype float32
+        At ``sr`` Hz.
+    file_sr : int
+        The rate the file was stored at (``x`` was resampled if it differs).
+    """
     _check_wav_complete(data, path)
     try:
         samples, file_sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
@@ -140,23 +180,42 @@ def decode_clip(data, path, *, sr=44100, n_samples=None):
         raise ValueError(
             f"cannot read audio file {path!r}: not a readable audio file ({reason})"
         ) from exc
-    if file_sr != sr:
-        raise ValueError(
-            f"audio file {path!r} has sample rate {file_sr} Hz; expected {sr} Hz"
-        )
-    if samples.shape[1] != 1:
-        raise ValueError(
-            f"audio file {path!r} has {samples.shape[1]} channels (stereo/multi-channel);"
-            " expected mono (1 channel)"
-        )
+    _check_rate(file_sr, sr, resample, path)
+    _check_channels(samples.shape[1], path)
     x = samples[:, 0]
-    if n_samples is not None and x.shape[0] != n_samples:
-        raise ValueError(
-            f"audio file {path!r} has {x.shape[0]} samples; expected {n_samples}"
-            f" ({n_samples / sr:g} s at {sr} Hz)"
-        )
     if x.shape[0] == 0:
         raise ValueError(f"audio file {path!r} has no samples")
+    _check_finite(x, path)
+    x = resample_audio(x, file_sr, sr, resample)
+    if n_samples is not None and x.shape[0] != n_samples:
+        raise ValueError(
+            f"audio file {path!r} has {x.shape[0]} samples"
+            + (f" after resampling from {file_sr} Hz" if file_sr != sr else "")
+            + f"; expected {n_samples} ({n_samples / sr:g} s at {sr} Hz)"
+        )
+    return np.ascontiguousarray(x), int(file_sr)
+
+
+def _check_rate(file_sr, sr, resample, path):
+    if file_sr != sr and resample is None:
+        raise ValueError(
+            f"audio file {path!r} has sample rate {file_sr} Hz; expected {sr} Hz."
+            " To resample such files (with soxr), pass resample='soxr_hq', e.g."
+            " LogMel(resample='soxr_hq')"
+        )
+    if resample is not None and resample not in RESAMPLERS:
+        raise ValueError(f"resample must be one of {list(RESAMPLERS)} or None, got {resample!r}")
+
+
+def _check_channels(channels, path):
+    if channels != 1:
+        raise ValueError(
+            f"audio file {path!r} has {channels} channels (stereo/multi-channel);"
+            " expected mono (1 channel)"
+        )
+
+
+def _check_finite(x, path):
     finite = np.isfinite(x)
     if not finite.all():
         first = int(np.flatnonzero(~finite)[0])
@@ -164,10 +223,35 @@ def decode_clip(data, path, *, sr=44100, n_samples=None):
             f"audio file {path!r} contains {int((~finite).sum())} NaN/inf samples"
             f" (first at sample {first})"
         )
-    return np.ascontiguousarray(x)
 
 
-def read_clip(path, *, sr=44100, n_samples=None):
+def resample_audio(x, orig_sr, target_sr, resample="soxr_hq"):
+    """Resample a 1-D signal with soxr (through :func:`librosa.resample`).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n,)
+        The samples.
+    orig_sr, target_sr : int
+        Sample rates in Hz.
+    resample : str, default="soxr_hq"
+        One of :data:`RESAMPLERS`, the ``res_type`` of :func:`librosa.resample`.
+
+    Returns
+    -------
+    y : ndarray of shape (ceil(n * target_sr / orig_sr),), dtype float32
+        Exactly ``librosa.resample(x, orig_sr=orig_sr, target_sr=target_sr,
+        res_type=resample)`` as float32; ``x`` itself if the rates are equal.
+    """
+    if orig_sr == target_sr:
+        return x
+    import librosa  # imported here: reading files at the target rate never needs it
+
+    y = librosa.resample(x, orig_sr=orig_sr, target_sr=target_sr, res_type=resample)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def read_clip(path, *, sr=44100, n_samples=None, resample=None, return_sr=False):
     """Read one mono wav clip as a float32 vector, checking its format.
 
     Parameters
@@ -175,14 +259,23 @@ def read_clip(path, *, sr=44100, n_samples=None):
     path : str or path-like
         The wav file. It is only read, never modified.
     sr : int, default=44100
-        Required sample rate in Hz.
+        Required sample rate in Hz (the rate returned).
     n_samples : int or None, default=None
-        Required number of samples; ``None`` accepts any non-zero length.
+        Required number of samples (after resampling); ``None`` accepts any
+        non-zero length.
+    resample : {"soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq"} or None, default=None
+        None: a file at another rate than ``sr`` is refused.  Otherwise it
+        is resampled to ``sr`` with :func:`resample_audio` (soxr at this
+        quality).
+    return_sr : bool, default=False
+        Also return the rate the file is stored at.
 
     Returns
     -------
     x : ndarray of shape (n_samples,), dtype float32
         The samples, in [-1, 1] for PCM files.
+    file_sr : int
+        Only with ``return_sr``: the file's own sample rate.
 
     Raises
     ------
@@ -193,7 +286,8 @@ def read_clip(path, *, sr=44100, n_samples=None):
     ValueError
         If ``path`` is a directory or the file is not readable audio, is a
         WAV file whose data is shorter than its header says (truncated), has
-        a sample rate other than ``sr``, more than one channel, a length
+        a sample rate other than ``sr`` (without ``resample``), more than one
+        channel, a length
         other than ``n_samples``, no samples, or NaN/inf samples. The message
         names the file.
 
@@ -208,7 +302,8 @@ def read_clip(path, *, sr=44100, n_samples=None):
     ((44100,), dtype('float32'))
     """
     path = os.fspath(path)
-    return decode_clip(read_file(path), path, sr=sr, n_samples=n_samples)
+    x, file_sr = decode_audio(read_file(path), path, sr=sr, n_samples=n_samples, resample=resample)
+    return (x, file_sr) if return_sr else x
 
 
 def parse_clip_name(path):
@@ -268,6 +363,236 @@ def parse_clip_name(path):
         "device": device,
         "recording": f"{scene}-{city}-{loc}-{segment}-{device}",
     }
+
+
+def split_fragment(row):
+    """Split a clip row ``<path>#t=<start>,<end>`` into the file and its seconds.
+
+    The suffix follows the temporal dimension of W3C Media Fragments 1.0
+    (Normal Play Time, seconds, optional ``npt:`` prefix); only the last
+    ``#t=start,end`` at the very end of the string counts (see
+    :data:`FRAGMENT_PATTERN`), so paths containing ``#`` work.
+
+    Parameters
+    ----------
+    row : str or path-like
+        A row of :func:`skasc.datasets.load_audio_folder` (``".../a.wav#t=3,4"``)
+        or a plain path.
+
+    Returns
+    -------
+    path : str
+        The file.
+    start, end : float or None
+        The clip's start and end in seconds; None for a plain path (the
+        whole file).
+
+    Raises
+    ------
+    ValueError
+        If the fragment is empty (``end <= start``); the message names the row.
+
+    Examples
+    --------
+    >>> from skasc._audio import split_fragment
+    >>> split_fragment("/data/dog/bark #1.wav#t=3,4")
+    ('/data/dog/bark #1.wav', 3.0, 4.0)
+    >>> split_fragment("audio/airport-lisbon-1000-40000-0-a.wav")
+    ('audio/airport-lisbon-1000-40000-0-a.wav', None, None)
+    """
+    row = os.fspath(row)
+    m = FRAGMENT_PATTERN.search(row)
+    if m is None:
+        return row, None, None
+    start, end = float(m.group("start")), float(m.group("end"))
+    if not end > start:
+        raise ValueError(
+            f"clip row {row!r} names an empty part of the file: the end of"
+            f" '#t={m.group('start')},{m.group('end')}' must come after its start"
+        )
+    return row[:m.start()], start, end
+
+
+def _seconds_text(t):
+    """Seconds as short text: 3 -> "3", 0.25 -> "0.25" (at most 9 decimals)."""
+    return f"{t:.9f}".rstrip("0").rstrip(".") or "0"
+
+
+def clip_fragment(path, start, end):
+    """The clip row ``<path>#t=<start>,<end>`` naming seconds [start, end) of a file.
+
+    Examples
+    --------
+    >>> from skasc._audio import clip_fragment
+    >>> clip_fragment("/data/dog/bark_01.wav", 3, 4.0)
+    '/data/dog/bark_01.wav#t=3,4'
+    >>> clip_fragment("a.wav", 0.5, 0.75)
+    'a.wav#t=0.5,0.75'
+    """
+    return f"{os.fspath(path)}#t={_seconds_text(start)},{_seconds_text(end)}"
+
+
+def fragment_samples(start, end, sr):
+    """Samples of a clip of seconds [start, end) at ``sr`` Hz."""
+    return int(round((end - start) * sr))
+
+
+def _open_checked(path):
+    """An open :class:`soundfile.SoundFile`, after checking what can be
+    checked from the header: the file exists, may be read, is not a
+    truncated WAV and is readable audio.  Errors name the file."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"audio file {path!r} is a directory, not an audio file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEADER_BYTES)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    _check_wav_complete(head, path, size)
+    try:
+        return sf.SoundFile(path)
+    except Exception as exc:  # libsndfile errors, format errors, ...
+        reason = getattr(exc, "error_string", None) or exc
+        raise ValueError(
+            f"cannot read audio file {path!r}: not a readable audio file ({reason})"
+        ) from exc
+
+
+def audio_info(path):
+    """Sample rate, frame count and channels of an audio file, from its header.
+
+    No audio is read: only the header (at most the first 64 KiB, to check
+    that a WAV file is as long as its header says).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    info : dict
+        ``samplerate`` (int, Hz), ``frames`` (int) and ``channels`` (int).
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError, ValueError
+        As :func:`read_clip`, for a missing, forbidden, truncated or
+        unreadable file; the message names it.
+    """
+    with _open_checked(path) as f:
+        return {"samplerate": int(f.samplerate), "frames": int(f.frames), "channels": int(f.channels)}
+
+
+def read_span(path, start, end):
+    """Seconds [start, end) of a mono file at its own rate, reading only them.
+
+    The file is opened, the read position set to the first frame
+    (``round(start * rate)``) and only the frames up to
+    ``round(end * rate)`` -- or the end of the file, whichever comes first
+    -- are read: a clip of a 1-hour file costs one clip's worth of reading.
+
+    Parameters
+    ----------
+    path : str or path-like
+    start, end : float
+        Seconds, ``0 <= start < end``.
+
+    Returns
+    -------
+    x : ndarray of shape (n,), dtype float32
+        The samples (``n`` is smaller than requested where the file ends
+        before ``end``).
+    sr : int
+        The file's sample rate.
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError
+        For a missing or forbidden file.
+    ValueError
+        For an unreadable or truncated file, more than one channel, NaN/inf
+        samples, or a ``start`` at or after the end of the file.  The
+        message names the file.
+    """
+    path = os.fspath(path)
+    with _open_checked(path) as f:
+        rate, frames = int(f.samplerate), int(f.frames)
+        _check_channels(f.channels, path)
+        first, last = int(round(start * rate)), min(int(round(end * rate)), frames)
+        if first >= frames:
+            raise ValueError(
+                f"clip {_seconds_text(start)}-{_seconds_text(end)} s of audio file"
+                f" {path!r} starts after the end of the file ({frames / rate:g} s long);"
+                " was the file replaced by a shorter one?"
+            )
+        try:
+            f.seek(first)
+            x = f.read(last - first, dtype="float32", always_2d=True)[:, 0]
+        except Exception as exc:
+            reason = getattr(exc, "error_string", None) or exc
+            raise ValueError(f"cannot read audio file {path!r}: {reason}") from exc
+    _check_finite(x, path)
+    return np.ascontiguousarray(x), rate
+
+
+def finish_span(x, file_sr, path, *, sr, n_samples, resample=None):
+    """Samples from :func:`read_span` at ``sr`` Hz and exactly ``n_samples`` long.
+
+    Resampled with :func:`resample_audio` when ``file_sr != sr`` (refused
+    without ``resample``), then zero-padded at the end (a clip reaching
+    past the end of its file) or cut to ``n_samples``.
+    """
+    _check_rate(file_sr, sr, resample, path)
+    x = resample_audio(x, file_sr, sr, resample)
+    if len(x) < n_samples:
+        x = np.concatenate([x, np.zeros(n_samples - len(x), np.float32)])
+    return np.ascontiguousarray(x[:n_samples])
+
+
+def read_segment(path, start, end, *, sr=44100, resample=None):
+    """Seconds [start, end) of a mono file at ``sr`` Hz, reading only that part.
+
+    :func:`read_span`, then :func:`finish_span`: the result has exactly
+    ``round((end - start) * sr)`` samples, zero-padded where the file ends
+    before ``end``.
+
+    Parameters
+    ----------
+    path : str or path-like
+    start, end : float
+        Seconds, ``0 <= start < end``.
+    sr : int, default=44100
+        Rate of the result in Hz.
+    resample : str or None, default=None
+        As for :func:`read_clip`.
+
+    Returns
+    -------
+    x : ndarray of shape (round((end - start) * sr),), dtype float32
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError, ValueError
+        As :func:`read_span`, and for a file at another rate than ``sr``
+        without ``resample``.
+
+    Examples
+    --------
+    >>> import numpy as np, soundfile as sf, tempfile, os
+    >>> from skasc._audio import read_segment
+    >>> path = os.path.join(tempfile.mkdtemp(), "long.wav")
+    >>> sf.write(path, np.zeros(16000 * 5), 16000)
+    >>> read_segment(path, 4, 5, sr=16000).shape
+    (16000,)
+    >>> read_segment(path, 4, 5, sr=44100, resample="soxr_hq").shape
+    (44100,)
+    """
+    path = os.fspath(path)
+    x, file_sr = read_span(path, start, end)
+    return finish_span(x, file_sr, path, sr=sr, n_samples=fragment_samples(start, end, sr),
+                       resample=resample)
 
 
 def pcm_to_float(X, *, name="X"):

@@ -64,13 +64,24 @@ class AudioSet:
     ----------
     recordings : list of tuple
         Each recording is a tuple of pieces in playing order; a piece is a
-        file path (str) or a 1-D float32 waveform.
+        file path (str: a whole file, or a clip row
+        ``<file>#t=<start>,<end>`` naming seconds of a file) or a 1-D
+        float32 waveform.
     row_recording : array of int, shape (n_rows,)
         Index of each row's recording.
     row_piece : array of int, shape (n_rows,)
         Position of each row's own clip among its recording's pieces.
     sr : int
         Sample rate of every piece.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skasc import AudioSet
+    >>> a, b = np.zeros(100, "float32"), np.ones(100, "float32")
+    >>> audio = AudioSet([(a, b)], row_recording=[0, 0], row_piece=[1, 0], sr=100)
+    >>> audio.shape, float(audio.row_clip(0)[0])
+    ((2, 100), 1.0)
     """
 
     def __init__(self, recordings, row_recording, row_piece, sr):
@@ -90,19 +101,34 @@ class AudioSet:
     def shape(self):
         if len(self) == 0:
             return (0, 0)
+        from ._audio import fragment_samples, split_fragment
+
+        piece = self.recordings[self.row_recording[0]][self.row_piece[0]]
+        if isinstance(piece, str):
+            _, start, end = split_fragment(piece)
+            if start is not None:  # known without reading (or resampling) the file
+                return (len(self), fragment_samples(start, end, self.sr))
         return (len(self), len(self.row_clip(0)))
 
     @property
     def ndim(self):
         return 2
 
-    def row_clip(self, i):
-        """The row's own clip as a 1-D float32 waveform."""
-        from ._audio import read_clip
+    def row_clip(self, i, resample=None):
+        """The row's own clip as a 1-D float32 waveform at ``sr`` Hz.
+
+        A clip row ``<file>#t=<start>,<end>`` reads only those seconds of the
+        file.  ``resample`` (a soxr quality, e.g. ``"soxr_hq"``) resamples a
+        file stored at another rate; None refuses it.
+        """
+        from ._audio import read_clip, read_segment, split_fragment
 
         piece = self.recordings[self.row_recording[i]][self.row_piece[i]]
         if isinstance(piece, str):
-            return read_clip(piece, sr=self.sr)
+            file, start, end = split_fragment(piece)
+            if start is not None:
+                return read_segment(file, start, end, sr=self.sr, resample=resample)
+            return read_clip(piece, sr=self.sr, resample=resample)
         return piece
 
     def __getitem__(self, key):
@@ -136,6 +162,12 @@ class CropAugmentation:
     ``step`` is the grid of allowed start frames (1: any frame), ``p`` the
     probability that a row is cropped at random rather than at its own
     window.
+
+    Examples
+    --------
+    >>> from skasc import CropAugmentation
+    >>> CropAugmentation(step=50)
+    CropAugmentation(step=50, p=1.0)
     """
 
     step: int = 1
@@ -149,6 +181,12 @@ class MaskAugmentation:
     ``n_freq`` frequency masks and ``n_time`` time masks, each of a width
     drawn uniformly from 0 to ``freq_width`` / ``time_width`` (inclusive),
     set to ``value``.
+
+    Examples
+    --------
+    >>> from skasc import MaskAugmentation
+    >>> MaskAugmentation(freq_width=8).n_freq
+    1
     """
 
     freq_width: int = 10
@@ -174,6 +212,9 @@ class FeatureSet:
     augmentations : tuple
         :class:`CropAugmentation` / :class:`MaskAugmentation` objects to draw
         at training time, in order.
+    resampled : dict, default=None
+        ``{file: sample rate}`` of the files whose audio :class:`~skasc.LogMel`
+        resampled to compute these features (None: none).
 
     Notes
     -----
@@ -181,9 +222,18 @@ class FeatureSet:
     ``(n_rows, n_bands * width)`` (band-major, i.e. a reshape of
     ``(n_rows, n_bands, width)``); :attr:`feature_shape` tells the
     classifier how to unflatten it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skasc import FeatureSet
+    >>> F = FeatureSet.from_array(np.zeros((3, 4, 5), "float32"))  # 3 clips, 4 bands, 5 frames
+    >>> F.shape, F.feature_shape, F.windows([0]).shape
+    ((3, 20), (1, 4, 5), (1, 4, 5))
     """
 
-    def __init__(self, store, rec_start, rec_stop, row_start, width, augmentations=()):
+    def __init__(self, store, rec_start, rec_stop, row_start, width, augmentations=(),
+                 resampled=None):
         store = np.asarray(store)
         if store.ndim != 2:
             raise ValueError(f"store must be 2-D (frames, bands), got shape {store.shape}")
@@ -193,6 +243,7 @@ class FeatureSet:
         self.row_start = np.asarray(row_start, dtype=np.int64)
         self.width = int(width)
         self.augmentations = tuple(augmentations)
+        self.resampled = dict(resampled or {})
         n = len(self.row_start)
         if not (len(self.rec_start) == len(self.rec_stop) == n):
             raise ValueError("rec_start, rec_stop and row_start must have one entry per row")
@@ -226,11 +277,12 @@ class FeatureSet:
         """Copy (sharing the store) with one more augmentation attached."""
         return FeatureSet(
             self.store, self.rec_start, self.rec_stop, self.row_start, self.width,
-            self.augmentations + (augmentation,),
+            self.augmentations + (augmentation,), self.resampled,
         )
 
     def without_augmentations(self):
-        return FeatureSet(self.store, self.rec_start, self.rec_stop, self.row_start, self.width)
+        return FeatureSet(self.store, self.rec_start, self.rec_stop, self.row_start, self.width,
+                          resampled=self.resampled)
 
     # -- array protocol ---------------------------------------------------
     def __len__(self):
@@ -261,7 +313,7 @@ class FeatureSet:
         rows = _row_index(key, len(self))
         return FeatureSet(
             self.store, self.rec_start[rows], self.rec_stop[rows], self.row_start[rows],
-            self.width, self.augmentations,
+            self.width, self.augmentations, self.resampled,
         )
 
     def windows(self, rows=None, starts=None):

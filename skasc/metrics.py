@@ -22,7 +22,11 @@ accuracies and ``sklearn.metrics.log_loss`` for the log-losses):
 
 :func:`macro_accuracy` and :func:`dcase_log_loss` give the two numbers,
 :func:`device_report` the whole breakdown, :func:`format_device_report`
-prints it.
+prints it.  :func:`recording_report` scores both levels of a data set of
+longer recordings: the clips, and the recordings (files) with one decision
+each from their clips (:func:`skasc.recordings.aggregate_proba`);
+``device_report(..., recordings=...)`` adds the recording level to the
+breakdown.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from sklearn.metrics import confusion_matrix, log_loss
 
 from ._table import format_table
 from .datasets import REAL_DEVICES, SEEN_DEVICES, UNSEEN_DEVICES
+from .recordings import REDUCTIONS, _group, _reduce, recording_labels
 
 __all__ = [
     "DEVICE_GROUPS",
@@ -42,6 +47,7 @@ __all__ = [
     "dcase_log_loss",
     "device_report",
     "format_device_report",
+    "recording_report",
 ]
 
 #: Device groups of the challenge, in reporting order.
@@ -326,7 +332,8 @@ def _scores(y_true, y_pred, proba, labels):
     return out, recall, support, per_class_ll
 
 
-def device_report(y_true, y_pred, devices, proba=None, labels=None):
+def device_report(y_true, y_pred, devices, proba=None, labels=None, *, recordings=None,
+                  reduce="mean"):
     """DCASE Task 1 results per device, device group and class.
 
     Parameters
@@ -345,6 +352,14 @@ def device_report(y_true, y_pred, devices, proba=None, labels=None):
         Known labels, in the order of ``proba``'s columns.  None: the sorted
         union of ``y_true`` and ``y_pred`` (which must then match
         ``proba``'s width).
+    recordings : array-like of shape (n_clips,), default=None
+        The recording (file) of each clip, e.g.
+        ``load_audio_folder(...).groups``: adds the ``"recordings"`` entry.
+    reduce : {"mean", "geometric", "max", "vote"} or callable, default="mean"
+        How the recording level combines the clips' ``proba`` (see
+        :func:`skasc.recordings.aggregate_proba`).  Without ``proba`` a
+        recording's decision is the majority vote of its clips' ``y_pred``
+        (a tie goes to the first label in ``labels``).
 
     Returns
     -------
@@ -371,13 +386,18 @@ def device_report(y_true, y_pred, devices, proba=None, labels=None):
             log-loss over its clips.
         ``"labels"``
             The labels, as a list.
+        ``"recordings"``
+            Only with ``recordings``: ``{"accuracy", "log_loss", "n"}`` of
+            one decision per recording (``n`` recordings), as
+            :func:`recording_report`.
 
     Raises
     ------
     ValueError
         If lengths differ, an input is empty or malformed, a label is
-        outside ``labels``, or ``proba`` is not a probability matrix
-        matching ``labels``.
+        outside ``labels``, ``proba`` is not a probability matrix
+        matching ``labels``, or the clips of a recording have different
+        true labels.
 
     See Also
     --------
@@ -438,12 +458,102 @@ def device_report(y_true, y_pred, devices, proba=None, labels=None):
             "devices": present,
         }
 
-    return {
+    report = {
         "overall": overall,
         "devices": per_device,
         "groups": groups,
         "classes": classes,
         "labels": [_plain(lab) for lab in labels],
+    }
+    if recordings is not None:
+        if proba is None:  # one-hot clip decisions: their mean is the vote share
+            clip_scores = (y_pred[:, None] == labels[None, :]).astype(np.float64)
+            report["recordings"] = _recording_scores(y_true, clip_scores, recordings, labels, "mean")
+            report["recordings"]["log_loss"] = None
+        else:
+            report["recordings"] = _recording_scores(y_true, proba, recordings, labels, reduce)
+    return report
+
+
+def _recording_scores(y_true, proba, recordings, labels, reduce):
+    """Accuracy, log-loss and count of one decision per recording."""
+    if reduce not in REDUCTIONS and not callable(reduce):
+        raise ValueError(f"reduce must be one of {list(REDUCTIONS)} or a callable, got {reduce!r}")
+    recordings = _as_1d(recordings, "recordings")
+    _check_lengths(y_true=y_true, recordings=recordings)
+    ids, index = _group(recordings, len(y_true))
+    reduced, winner = _reduce(proba, index, len(ids), reduce)
+    _, y_rec = recording_labels(y_true, recordings)
+    sums = reduced.sum(axis=1, keepdims=True)
+    reduced = reduced / np.where(sums > 0, sums, 1.0)
+    scores, *_ = _scores(y_rec, labels[winner], reduced, labels)
+    return scores
+
+
+def recording_report(y_true, proba, recordings, labels=None, *, reduce="mean"):
+    """Scores at both levels: every clip, and every recording (file) once.
+
+    The clip level scores each row's own prediction (the argmax of its
+    ``proba``); the recording level first reduces the clips of each
+    recording to one row (:func:`skasc.recordings.aggregate_proba`) and
+    scores that, against the recording's label.  Accuracies are the
+    class-wise (macro-average) accuracy of :func:`macro_accuracy`, log-losses
+    the mean over clips, respectively recordings, of :func:`dcase_log_loss`.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_clips,)
+        True labels; the clips of a recording share one.
+    proba : array-like of shape (n_clips, n_labels)
+        Clip probabilities (``predict_proba``), columns in the order of
+        ``labels``.
+    recordings : array-like of shape (n_clips,)
+        The recording of each clip, e.g. ``load_audio_folder(...).groups``.
+    labels : array-like of shape (n_labels,), default=None
+        The label of each column of ``proba`` (e.g. ``classes_``).  None:
+        the sorted unique labels of ``y_true``.
+    reduce : {"mean", "geometric", "max", "vote"} or callable, default="mean"
+        How the clips of a recording are combined.
+
+    Returns
+    -------
+    report : dict
+        ``{"clips": {"accuracy", "log_loss", "n"}, "recordings": {"accuracy",
+        "log_loss", "n"}, "reduce": reduce}``, JSON-serialisable for a named
+        ``reduce``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`dcase_log_loss`; and if the clips of a recording have
+        different labels, or ``reduce`` is unknown.
+
+    See Also
+    --------
+    skasc.predict_recordings : the recording-level predictions themselves.
+
+    Examples
+    --------
+    Two files of two clips; file ``f2``'s clips disagree, their mean does
+    not:
+
+    >>> from skasc.metrics import recording_report
+    >>> y = ["cat", "cat", "dog", "dog"]
+    >>> proba = [[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.1, 0.9]]
+    >>> rep = recording_report(y, proba, ["f1", "f1", "f2", "f2"])
+    >>> rep["clips"]["accuracy"], rep["recordings"]["accuracy"], rep["recordings"]["n"]
+    (0.75, 1.0, 2)
+    """
+    y_true = _as_1d(y_true, "y_true")
+    n = _check_lengths(y_true=y_true)
+    labels = _resolve_labels(labels, y_true)
+    _check_known(y_true, labels, "y_true")
+    proba = _check_proba(proba, n, len(labels))
+    clips, *_ = _scores(y_true, labels[np.argmax(proba, axis=1)], proba, labels)
+    return {
+        "clips": clips,
+        "recordings": _recording_scores(y_true, proba, recordings, labels, reduce),
+        "reduce": reduce if isinstance(reduce, str) else getattr(reduce, "__name__", repr(reduce)),
     }
 
 
@@ -474,7 +584,10 @@ def format_device_report(report, *, markdown=False):
 
     The first table has one column per aggregate (all clips, the groups
     real / seen / unseen) and per device, with rows accuracy (%),
-    log-loss and clip count; the second one row per class.
+    log-loss and clip count; the second one row per class.  A report with
+    a recording level (``device_report(..., recordings=...)``) has a
+    column ``by file`` after ``all``: one decision per recording, its count
+    given as ``<n> files``.
 
     Parameters
     ----------
@@ -506,13 +619,15 @@ def format_device_report(report, *, markdown=False):
     """
     _check_report(report)
     cols = [("all", report["overall"])]
+    if "recordings" in report:
+        cols.append(("by file", report["recordings"]))
     cols += list(report["groups"].items())
     cols += list(report["devices"].items())
     header = [""] + [str(name) for name, _ in cols]
     rows = [
         ["accuracy (%)"] + [_fmt_acc(c["accuracy"]) for _, c in cols],
         ["log-loss"] + [_fmt_ll(c["log_loss"]) for _, c in cols],
-        ["clips"] + [str(c["n"]) for _, c in cols],
+        ["clips"] + [f"{c['n']} files" if name == "by file" else str(c["n"]) for name, c in cols],
     ]
     first = format_table(header, rows, ["l"] + ["r"] * len(cols), markdown=markdown)
     class_rows = [

@@ -26,10 +26,21 @@ from numbers import Integral, Real
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 
-from ._audio import decode_clip, parse_clip_name, read_clip, read_file, validate_waveforms
+from ._audio import (
+    RESAMPLERS,
+    decode_audio,
+    finish_span,
+    fragment_samples,
+    parse_clip_name,
+    read_clip,
+    read_file,
+    read_span,
+    split_fragment,
+    validate_waveforms,
+)
 from ._featureset import (
     AudioSet,
     CropAugmentation,
@@ -80,11 +91,12 @@ def _audio_set(est, X, groups=None, positions=None, reassemble=False, reset=Fals
         paths = _paths(X)
         if not reassemble:
             return AudioSet([(p,) for p in paths], np.arange(len(paths)), np.zeros(len(paths)), est.sr)
-        info = [parse_clip_name(p) for p in paths]
-        if groups is None:
-            groups = [(os.path.dirname(p), i["recording"]) for p, i in zip(paths, info)]
-        if positions is None:
-            positions = [i["snippet"] for i in info]
+        if groups is None or positions is None:
+            found = [row_recording(p) for p in paths]
+            if groups is None:
+                groups = [g for g, _ in found]
+            if positions is None:
+                positions = [k for _, k in found]
         return _group_rows(paths, groups, positions, est.sr)
     X = _check_waveforms(X)
     _check_n_features(est, X, reset)
@@ -94,6 +106,50 @@ def _audio_set(est, X, groups=None, positions=None, reassemble=False, reset=Fals
     if positions is None:
         positions = np.arange(len(clips))  # row order inside each group
     return _group_rows(clips, groups, positions, est.sr)
+
+
+def row_recording(row):
+    """The recording a path row belongs to, and the row's position in it.
+
+    * A clip row ``<file>#t=<start>,<end>`` (see
+      :func:`skasc.datasets.load_audio_folder`): the file, and the clip's
+      index on the grid of clips of its duration (``start / (end - start)``,
+      so ``#t=3,4`` is position 3).  A clip off that grid (``#t=0.5,1.5``)
+      is a recording of its own.
+    * A TAU22 clip name: the folder and the 10-s recording id, and the
+      snippet index.
+
+    Parameters
+    ----------
+    row : str
+
+    Returns
+    -------
+    group : tuple
+        Hashable; rows with equal groups and consecutive positions are
+        joined by :class:`Reassembler`.
+    position : int
+
+    Raises
+    ------
+    ValueError
+        For a plain path that is no TAU22 clip name (the message names it
+        and says how other data refers to its clips).
+    """
+    file, start, end = split_fragment(row)
+    if start is not None:
+        k = start / (end - start)
+        if abs(k - round(k)) > 1e-6:
+            return ("clip", row), 0
+        return ("file", file, round(end - start, 9)), int(round(k))
+    try:
+        info = parse_clip_name(row)
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc}. Other data names each clip as '<file>#t=<start>,<end>' (the rows"
+            " of skasc.datasets.load_audio_folder), or pass groups (and positions)"
+        ) from None
+    return (os.path.dirname(row), info["recording"]), info["snippet"]
 
 
 def _check_waveforms(X):
@@ -173,13 +229,20 @@ class Reassembler(TransformerMixin, BaseEstimator):
     """Give every 1-s clip its parent recording as context.
 
     Rows are not merged: each row stays one clip, and learns which
-    recording it belongs to and where it sits in it.  For TAU22 file paths
-    the recording comes from the file name
-    (``<scene>-<city>-<location>-<segment>-<snippet>-<device>.wav``, the
-    recording being the name without the snippet index, ordered by
-    snippet); for other data pass ``groups`` (and optionally
-    ``positions``) to :meth:`fit_transform`, e.g. through a Pipeline as
-    ``pipe.fit(X, y, reassemble__groups=recording_ids)``.
+    recording it belongs to and where it sits in it.  For path rows the
+    recording is found in the row itself:
+
+    * clip rows ``<file>#t=<start>,<end>`` (the rows of
+      :func:`~skasc.datasets.load_audio_folder`): the recording is the
+      file, and the clips of one file are ordered by their start;
+    * TAU22 file paths
+      (``<scene>-<city>-<location>-<segment>-<snippet>-<device>.wav``): the
+      recording is the name without the snippet index, ordered by snippet.
+
+    For waveform arrays pass ``groups`` (and optionally ``positions``) to
+    :meth:`fit_transform`, e.g. through a Pipeline as
+    ``pipe.fit(X, y, reassemble__groups=recording_ids)``; given for paths,
+    they replace what the rows say.
 
     Only clips present in ``X`` are joined, and only where their positions
     are consecutive, so a cross-validation split never pulls a held-out
@@ -224,11 +287,43 @@ class Reassembler(TransformerMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, groups=None, positions=None):
+        """Find the recordings of the clips (see :meth:`fit_transform`).
+
+        Parameters
+        ----------
+        X, y, groups, positions
+            As for :meth:`fit_transform`.
+
+        Returns
+        -------
+        self : Reassembler
+        """
         self.fit_transform(X, y, groups=groups, positions=positions)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None, groups=None, positions=None):
+        """Give every clip its recording: the training view.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips,) or (n_clips, n_samples)
+            Path rows (clip rows ``<file>#t=<start>,<end>`` or TAU22 clip
+            paths) or waveforms.
+        y : None
+            Ignored.
+        groups : array-like of shape (n_clips,), default=None
+            The recording of each row; None: read from path rows (waveform
+            rows are then each their own recording).
+        positions : array-like of int, shape (n_clips,), default=None
+            The position of each row in its recording; None: read from path
+            rows, or the row order within each group.
+
+        Returns
+        -------
+        audio : AudioSet
+            One row per clip, each pointing at its recording and its piece.
+        """
         for attr in ("n_features_in_",):
             self.__dict__.pop(attr, None)
         out = _audio_set(self, X, groups, positions, reassemble=True, reset=True)
@@ -236,6 +331,18 @@ class Reassembler(TransformerMixin, BaseEstimator):
         return out
 
     def transform(self, X):
+        """Every clip on its own: the predict-time view.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips,) or (n_clips, n_samples)
+            Path rows or waveforms.
+
+        Returns
+        -------
+        audio : AudioSet
+            One row per clip, each its own one-piece recording.
+        """
         check_is_fitted(self, "n_recordings_")
         return _audio_set(self, X, reassemble=False)
 
@@ -249,39 +356,116 @@ class Reassembler(TransformerMixin, BaseEstimator):
 # LogMel
 
 
-def _load_pieces(pieces, sr, contents=None):
-    """Samples of a recording's pieces: files read (or decoded from
-    ``contents``, their bytes already read), arrays as they are."""
-    if contents is None:
-        return [read_clip(p, sr=sr) if isinstance(p, str) else p for p in pieces]
-    return [decode_clip(c, p, sr=sr) if isinstance(p, str) else p for p, c in zip(pieces, contents)]
+class _Unit:
+    """What is read at once of a recording's pieces.
+
+    ``kind`` is "file" (a plain path: the whole file), "span" (clip rows of
+    one file that follow each other: read as one stretch, so that they are
+    resampled together, as one signal) or "array" (a waveform).
+    ``source`` is the path, the file or the array; ``bounds`` the (start,
+    end) seconds of each clip of a span.
+    """
+
+    __slots__ = ("kind", "source", "bounds")
+
+    def __init__(self, kind, source, bounds=None):
+        self.kind, self.source, self.bounds = kind, source, bounds
 
 
-def _recording_features(pieces, params, contents=None):
-    """Log-mel of one recording, time-major (frames, bands), and piece lengths."""
-    audio = _load_pieces(pieces, params["sr"], contents)
-    lengths = [len(a) for a in audio]
-    signal = np.concatenate(audio) if len(audio) > 1 else audio[0]
+def _read_units(pieces):
+    """Group a recording's pieces, in order, into :class:`_Unit`."""
+    units = []
+    for p in pieces:
+        if not isinstance(p, str):
+            units.append(_Unit("array", p))
+            continue
+        file, start, end = split_fragment(p)
+        if start is None:
+            units.append(_Unit("file", p))
+            continue
+        last = units[-1] if units else None
+        if (last is not None and last.kind == "span" and last.source == file
+                and abs(last.bounds[-1][1] - start) < 1e-9):
+            last.bounds.append((start, end))
+        else:
+            units.append(_Unit("span", file, [(start, end)]))
+    return units
+
+
+def _raw_content(unit):
+    """What a unit's features are computed from, read once: a file's bytes,
+    a span's samples at the file's rate (with the rate), nothing for arrays."""
+    if unit.kind == "file":
+        return read_file(unit.source)
+    if unit.kind == "span":
+        return read_span(unit.source, unit.bounds[0][0], unit.bounds[-1][1])
+    return None
+
+
+def _load_recording(units, sr, resample, raws=None):
+    """Samples of a recording at ``sr`` Hz.
+
+    Returns the signal, the length of each piece and, per unit, the rate it
+    was resampled from (None where it was not).
+    """
+    parts, lengths, rates = [], [], []
+    for i, u in enumerate(units):
+        if raws is not None:
+            raw = raws[i]
+        else:  # a plain file is read by read_clip below
+            raw = _raw_content(u) if u.kind == "span" else None
+        native = None
+        if u.kind == "array":
+            x = u.source
+            lengths.append(len(x))
+        elif u.kind == "file":
+            if raw is None:
+                x, native = read_clip(u.source, sr=sr, resample=resample, return_sr=True)
+            else:
+                x, native = decode_audio(raw, u.source, sr=sr, resample=resample)
+            lengths.append(len(x))
+        else:
+            x, native = raw
+            sizes = [fragment_samples(a, b, sr) for a, b in u.bounds]
+            x = finish_span(x, native, u.source, sr=sr, n_samples=sum(sizes), resample=resample)
+            lengths.extend(sizes)
+        parts.append(x)
+        rates.append(native if native is not None and native != sr else None)
+    signal = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return signal, np.asarray(lengths), rates
+
+
+def _recording_features(units, params, read, raws=None):
+    """Log-mel of one recording, time-major (frames, bands), piece lengths,
+    and the rate each unit was resampled from (None: not resampled)."""
+    signal, lengths, rates = _load_recording(units, params["sr"], read["resample"], raws)
     feats = logmel(signal[None, :], **params)[0]  # (bands, frames)
-    return np.ascontiguousarray(feats.T), np.asarray(lengths)
+    return np.ascontiguousarray(feats.T), lengths, rates
 
 
-def _cached_recording_features(pieces, contents, digests, params):
+def _cached_recording_features(units, raws, digests, params, read):
     """:func:`_recording_features` for the cache, which keys it on
-    ``digests`` and ``params`` only (``pieces`` and ``contents`` are ignored:
-    the digests stand for them)."""
-    return _recording_features(pieces, params, contents)
+    ``digests``, ``params`` and ``read`` (the resampler) only: ``units`` and
+    ``raws`` are ignored, the digests stand for them."""
+    return _recording_features(units, params, read, raws)
 
 
-def _content_digest(piece, content):
-    """BLAKE2b of a file's bytes (``content``) or of an array's samples."""
+def _content_digest(unit, raw):
+    """BLAKE2b of what a unit's features are computed from: a file's bytes,
+    a span's samples, rate and clip bounds, or an array's samples."""
     h = hashlib.blake2b(digest_size=16)
-    if content is not None:
+    if unit.kind == "file":
         h.update(b"file:")
-        h.update(content)
+        h.update(raw)
+    elif unit.kind == "span":
+        x, rate = raw
+        t0 = unit.bounds[0][0]
+        bounds = [(round(a - t0, 9), round(b - t0, 9)) for a, b in unit.bounds]
+        h.update(f"span:{rate}:{bounds}:".encode())
+        h.update(x.view(np.uint8))
     else:
         h.update(b"array:")
-        h.update(np.ascontiguousarray(piece).view(np.uint8))
+        h.update(np.ascontiguousarray(unit.source).view(np.uint8))
     return h.hexdigest()
 
 
@@ -295,13 +479,14 @@ def _describe_piece(audio, r, k):
     return f"file {piece!r} ({where})" if isinstance(piece, str) else where
 
 
-def _check_finite_features(audio, per_rec):
+def _check_finite_features(audio, per_rec, sr, resample):
     """Refuse features that overflowed: finite samples far above full scale
     (~1e19 and more) give a power beyond float32's range, i.e. inf log-mel."""
-    for r, (feats, _) in per_rec.items():
+    for r, (feats, *_) in per_rec.items():
         if np.isfinite(feats).all():
             continue
-        peaks = [float(np.max(np.abs(x))) for x in _load_pieces(audio.recordings[r], audio.sr)]
+        signal, lengths, _ = _load_recording(_read_units(audio.recordings[r]), sr, resample)
+        peaks = [float(np.max(np.abs(x))) for x in np.split(signal, np.cumsum(lengths)[:-1])]
         k = int(np.argmax(peaks))
         raise ValueError(
             f"the log-mel features of {_describe_piece(audio, r, k)} are not finite:"
@@ -321,13 +506,17 @@ class LogMel(TransformerMixin, BaseEstimator):
     same parameters (to 1e-3 dB) and are computed by a faster batched
     kernel (``skasc._logmel``).
 
-    Input: the output of :class:`Reassembler`, or file paths / a 2-D array
-    of waveforms (each row then its own recording).  Output: a
+    Input: the output of :class:`Reassembler`, or file paths / clip rows
+    (``<file>#t=<start>,<end>``, of which only those seconds are read) / a
+    2-D array of waveforms (each row then its own recording).  The clips of
+    one file that a recording joins are read, and resampled, as one stretch
+    of audio; a clip without Reassembler's context on its own.  Output: a
     :class:`~skasc.FeatureSet`, whose array view is ``(n_clips, n_mels *
-    frames)``.  Waveform arrays are float (full scale 1) or integer PCM
-    (int16, int32, int8, uint8), scaled to [-1, 1] exactly as soundfile
-    reads the same samples from a file: a clip gives the same features as
-    a path and as an int16 array.  ``X`` is never modified.
+    frames)`` and whose ``resampled`` lists the files resampled.
+    Waveform arrays are float (full scale 1) or integer PCM (int16, int32,
+    int8, uint8), scaled to [-1, 1] exactly as soundfile reads the same
+    samples from a file: a clip gives the same features as a path and as
+    an int16 array.  ``X`` is never modified.
 
     Refused with a ValueError: settings under which some mel band contains
     no FFT bin (too many bands for ``n_fft``; librosa only warns "Empty
@@ -359,6 +548,15 @@ class LogMel(TransformerMixin, BaseEstimator):
         the cache ~0.55 s.
     verbose : int, default=0
         Show a progress bar over recordings when > 0.
+    resample : {"soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq"} or None, default=None
+        What to do with a file stored at another rate than ``sr``.  None
+        refuses it (a ValueError naming the file, as for TAU22, where every
+        clip must be 44.1 kHz).  A soxr quality resamples it to ``sr`` with
+        ``librosa.resample(x, orig_sr=rate, target_sr=sr, res_type=resample)``
+        before the features are computed, so they equal librosa's log-mel of
+        the resampled signal.  The output's ``resampled`` attribute lists the
+        files resampled, with their rates; the cache key includes this
+        parameter.
 
     Attributes
     ----------
@@ -386,11 +584,12 @@ class LogMel(TransformerMixin, BaseEstimator):
         "n_jobs": [Integral, None],
         "memory": [None, str, HasMethods(["cache"])],
         "verbose": ["verbose"],
+        "resample": [StrOptions(set(RESAMPLERS)), None],
     }
 
     def __init__(
         self, sr=44100, n_fft=4096, win_length=3528, hop_length=882, n_mels=256,
-        fmin=0.0, fmax=None, n_jobs=None, memory=None, verbose=0,
+        fmin=0.0, fmax=None, n_jobs=None, memory=None, verbose=0, resample=None,
     ):
         self.sr = sr
         self.n_fft = n_fft
@@ -402,6 +601,7 @@ class LogMel(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.memory = memory
         self.verbose = verbose
+        self.resample = resample
 
     def _params(self):
         return dict(
@@ -439,6 +639,21 @@ class LogMel(TransformerMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
+        """Check the settings (and the width of waveform rows).
+
+        No audio is read: features are computed in :meth:`transform`.
+
+        Parameters
+        ----------
+        X : AudioSet, array-like of shape (n_clips,) or (n_clips, n_samples)
+            The output of :class:`Reassembler`, path rows or waveforms.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : LogMel
+        """
         self._check_settings()
         self.__dict__.pop("n_features_in_", None)
         if not isinstance(X, AudioSet) and not _is_path_array(X):
@@ -447,6 +662,20 @@ class LogMel(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
+        """Log-mel features, computed once per recording.
+
+        Parameters
+        ----------
+        X : AudioSet, array-like of shape (n_clips,) or (n_clips, n_samples)
+            The output of :class:`Reassembler` (recordings as it joined
+            them), path rows or waveforms (each row its own recording).
+
+        Returns
+        -------
+        features : FeatureSet
+            One row per clip; ``features.resampled`` lists the files
+            resampled (with ``resample``) and their rates.
+        """
         check_is_fitted(self, "is_fitted_")
         params = self._params()
         audio = _audio_set(self, X)
@@ -454,17 +683,24 @@ class LogMel(TransformerMixin, BaseEstimator):
 
     def _features(self, audio, params):
         memory = check_memory(self.memory)
-        if memory.location is None:
-            def compute(pieces):
-                return _recording_features(pieces, params)
-        else:
-            cached = memory.cache(_cached_recording_features, ignore=["pieces", "contents"])
+        read = {"resample": self.resample}
+        cached = None
+        if memory.location is not None:
+            cached = memory.cache(_cached_recording_features, ignore=["units", "raws"])
 
-            def compute(pieces):
-                # the bytes are read once: what is digested is what is decoded
-                contents = [read_file(p) if isinstance(p, str) else None for p in pieces]
-                digests = tuple(_content_digest(p, c) for p, c in zip(pieces, contents))
-                return cached(pieces, contents, digests, params)
+        def compute(pieces):
+            units = _read_units(pieces)
+            if cached is None:
+                feats, lengths, rates = _recording_features(units, params, read)
+            else:
+                # read once: what is digested is what is decoded
+                raws = [_raw_content(u) for u in units]
+                digests = tuple(_content_digest(u, c) for u, c in zip(units, raws))
+                feats, lengths, rates = cached(units, raws, digests, params, read)
+            # names are added here, outside the cache: a copy of a file under
+            # another name is served from it
+            resampled = {u.source: rate for u, rate in zip(units, rates) if rate is not None}
+            return feats, lengths, resampled
 
         def job(rec_ids):
             return [compute(audio.recordings[r]) for r in rec_ids]
@@ -491,8 +727,13 @@ class LogMel(TransformerMixin, BaseEstimator):
         per_rec = {}
         for c, res in zip(chunks, results):
             per_rec.update(zip(c.tolist(), res))
-        _check_finite_features(audio, per_rec)
-        return _assemble(audio, per_rec, self.hop_length)
+        _check_finite_features(audio, per_rec, params["sr"], self.resample)
+        features = _assemble(audio, per_rec, self.hop_length)
+        resampled = {}
+        for _, _, rates in per_rec.values():
+            resampled.update(rates)
+        features.resampled = dict(sorted(resampled.items()))
+        return features
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -515,7 +756,7 @@ def _assemble(audio, per_rec, hop):
     widths = np.empty(n, np.int64)
     for i in range(n):
         r, k = audio.row_recording[i], audio.row_piece[i]
-        feats, lengths = per_rec[r]
+        feats, lengths = per_rec[r][:2]
         offset = int(np.sum(lengths[:k]))
         widths[i] = 1 + int(lengths[k]) // hop
         rec_start[i] = store_start[r]
@@ -551,6 +792,19 @@ class _AugmentationStep(TransformerMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
+        """Remember the feature shape.
+
+        Parameters
+        ----------
+        X : FeatureSet or array-like of shape (n_clips, n_bands, n_frames)
+            Features, e.g. the output of :class:`LogMel`.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
         features = as_feature_set(X)
         self.feature_shape_ = features.feature_shape
         self.n_features_in_ = features.shape[1]
@@ -558,10 +812,34 @@ class _AugmentationStep(TransformerMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None):
+        """The features with this step's augmentation attached (training view).
+
+        Parameters
+        ----------
+        X : FeatureSet or array-like of shape (n_clips, n_bands, n_frames)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        features : FeatureSet
+            The same rows and store, one more augmentation attached.
+        """
         self.fit(X, y)
         return as_feature_set(X).with_augmentation(self._augmentation())
 
     def transform(self, X):
+        """The features without augmentations (predict-time view).
+
+        Parameters
+        ----------
+        X : FeatureSet or array-like of shape (n_clips, n_bands, n_frames)
+
+        Returns
+        -------
+        features : FeatureSet
+            The same rows, no augmentation attached.
+        """
         check_is_fitted(self, "feature_shape_")
         features = as_feature_set(X)
         if features.shape[1] != self.n_features_in_:

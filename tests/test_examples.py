@@ -44,7 +44,7 @@ def run_example(name, *args, cwd):
 def test_examples_found():
     names = {p.name for p in SCRIPTS}
     assert {"plot_quickstart_pipeline.py", "distillation_from_ensemble.py",
-            "grid_search_hidden_budget.py", "load_real_tau22.py"} <= names
+            "grid_search_hidden_budget.py", "load_real_tau22.py", "your_own_audio.py"} <= names
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -150,3 +150,28 @@ def test_load_real_tau22_generates_replica(tmp_path):
     assert "no --data-root: using the generated replica" in out
     assert (tmp_path / "tau22-replica-tiny" / "meta.csv").is_file()
     assert "clips per device:" in out
+
+
+def test_your_own_audio(tmp_path):
+    out = run_example("your_own_audio.py", "--workdir", tmp_path, cwd=tmp_path)
+    m = re.search(r"^data: (\d+) clips of 1 s from 24 files \(3 classes\); (\d+) files not at 44100 Hz;"
+                  r" (\d+) clips zero-padded$", out, re.M)
+    assert m, out
+    assert int(m.group(2)) == 15 and int(m.group(3)) >= 3  # the 16 and 48 kHz files; short files, tails
+    assert re.search(r"^  a row: '\w+/\w+_\d+\.wav#t=1,2'  \(file '\w+/\w+_\d+\.wav', position 1, stored at"
+                     r" \d+ Hz\)$", out, re.M), out
+    assert re.search(r"^split by file: \d+ train files \(\d+ clips\), \d+ test files \(\d+ clips\), 0 in both$",
+                     out, re.M), out
+    widths = re.findall(r"^  hidden=(\d+) +CV class-wise accuracy +[\d.]+ %$", out, re.M)
+    assert widths == ["4", "8"], out
+    assert re.search(r"^chosen: hidden=(4|8)$", out, re.M), out
+    assert re.search(r"^LogMel resampled \d+ training files \(from \[16000, 48000\] Hz\) to 44100 Hz$", out, re.M)
+    accuracy = {}
+    for name in ("teacher (grid search)", "student (distilled)"):
+        m = re.search(rf"^{re.escape(name)} +([\d,]+) +([\d.]+) % +([\d.]+) %$", out, re.M)
+        assert m, f"no line for {name!r}:\n{out}"
+        accuracy[name] = (float(m.group(2)), float(m.group(3)))
+    # distinct synthetic classes: both levels well above chance (33.3 %)
+    assert all(clip > 50 and file > 50 for clip, file in accuracy.values()), accuracy
+    lines = re.findall(r"^  \w+/\w+_\d+\.wav +(\d+) clips -> (\w+) +\(p=[\d.]+, true (\w+)\)$", out, re.M)
+    assert len(lines) == 5, out
