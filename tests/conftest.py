@@ -1,6 +1,29 @@
 """Shared fixtures (torch's thread count is set in the root conftest.py)."""
 
+import numpy as np
 import pytest
+
+
+def _toy_logmels(n=60, shape=(8, 12), seed=0, labels=("bus", "park", "tram"), shift=2.5,
+                 band_width=2, band_stride=2):
+    """``n`` toy log-mel clips of ``shape`` (bands, frames) and their labels.
+
+    Gaussian noise in which class ``k`` lights up bands ``k * band_stride``
+    to ``k * band_stride + band_width`` by ``shift`` (0: pure noise, no
+    signal).  Labels cycle through ``labels``.
+    """
+    rng = np.random.default_rng(seed)
+    y = np.asarray(labels)[np.arange(n) % len(labels)]
+    X = rng.normal(size=(n, *shape)).astype(np.float32)
+    for k, lab in enumerate(labels):
+        X[y == lab, band_stride * k: band_stride * k + band_width] += shift
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def toy_logmels():
+    """The toy-data factory shared by the test files (see ``_toy_logmels``)."""
+    return _toy_logmels
 
 
 @pytest.fixture(scope="session")

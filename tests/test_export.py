@@ -17,16 +17,6 @@ from skasc.nn import DwsCNN
 SHAPE = (1, 32, 26)
 
 
-def _toy(n=90, seed=0, labels=("bus", "park", "tram"), shift=2.0):
-    """Separable toy log-mels: each class lights up its own bands."""
-    rng = np.random.default_rng(seed)
-    y = np.array(labels)[np.arange(n) % len(labels)]
-    X = rng.normal(size=(n,) + SHAPE[1:]).astype(np.float32)
-    for k, lab in enumerate(labels):
-        X[y == lab, 8 * k: 8 * k + 6] += shift
-    return X, y
-
-
 def _randomise_bn(module, seed=0):
     g = torch.Generator().manual_seed(seed)
     for m in module.modules():
@@ -42,9 +32,14 @@ def _randomise_bn(module, seed=0):
     return module
 
 
+def _toy(toy_logmels, n=90, seed=0):
+    """Separable toy log-mels of SHAPE: each class lights up 6 bands of its own."""
+    return toy_logmels(n=n, shape=SHAPE[1:], seed=seed, shift=2.0, band_width=6, band_stride=8)
+
+
 @pytest.fixture(scope="module")
-def toy():
-    return _toy()
+def toy(toy_logmels):
+    return _toy(toy_logmels)
 
 
 @pytest.fixture(scope="module")
@@ -274,9 +269,9 @@ def test_ensemble_export_equals_fused_logits(toy, tmp_path, fusion):
 
 
 @pytestmark_onnx
-def test_int8_quantization_keeps_accuracy(accurate, toy, tmp_path):
+def test_int8_quantization_keeps_accuracy(accurate, toy, toy_logmels, tmp_path):
     X, y = toy
-    X_test, y_test = _toy(n=150, seed=1)
+    X_test, y_test = _toy(toy_logmels, n=150, seed=1)
     float_acc = accurate.score(X_test, y_test)
     assert float_acc >= 0.9  # the check below means something
     fpath = export_onnx(accurate, tmp_path / "float.onnx")

@@ -29,15 +29,14 @@ from skasc._featureset import MaskAugmentation, apply_masks
 SMALL = dict(n_mels=16, n_fft=512, win_length=400, hop_length=200)
 
 
-def _toy(n=30, seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.array(["bus", "park", "tram"])[np.arange(n) % 3]
-    return rng.normal(size=(n, 8, 12)).astype(np.float32), y
+@pytest.fixture
+def toy(toy_logmels):
+    """30 clips of pure noise (no signal: these tests need none)."""
+    return toy_logmels(n=30, shift=0.0)
 
 
-def _fitted():
-    X, y = _toy()
-    return DwsCNNClassifier(hidden=4, max_epochs=1, random_state=0).fit(X, y)
+def _fitted(toy):
+    return DwsCNNClassifier(hidden=4, max_epochs=1, random_state=0).fit(*toy)
 
 
 def _wav(path, data, sr=44100):
@@ -58,59 +57,57 @@ def _inf_audio():
 
 
 CASES = {
-    "nan audio": (lambda tmp: LogMel(**SMALL).fit(_nan_audio()), ValueError, "NaN|nan"),
-    "inf audio": (lambda tmp: Reassembler().fit_transform(_inf_audio()), ValueError, "inf"),
-    "empty X": (lambda tmp: LogMel(**SMALL).fit(np.zeros((0, 4410), np.float32)), ValueError, "0 sample"),
-    "0-length clips": (lambda tmp: LogMel(**SMALL).fit(np.zeros((3, 0), np.float32)), ValueError, "0 feature"),
-    "stereo array": (lambda tmp: LogMel(**SMALL).fit(np.zeros((2, 4410, 2), np.float32)), ValueError, "dim|2D|2-D"),
-    "stereo file": (lambda tmp: LogMel(**SMALL).fit_transform(np.array(
+    "nan audio": (lambda tmp, toy: LogMel(**SMALL).fit(_nan_audio()), ValueError, "NaN|nan"),
+    "inf audio": (lambda tmp, toy: Reassembler().fit_transform(_inf_audio()), ValueError, "inf"),
+    "empty X": (lambda tmp, toy: LogMel(**SMALL).fit(np.zeros((0, 4410), np.float32)), ValueError, "0 sample"),
+    "0-length clips": (lambda tmp, toy: LogMel(**SMALL).fit(np.zeros((3, 0), np.float32)), ValueError, "0 feature"),
+    "stereo array": (lambda tmp, toy: LogMel(**SMALL).fit(np.zeros((2, 4410, 2), np.float32)), ValueError, "dim|2D|2-D"),
+    "stereo file": (lambda tmp, toy: LogMel(**SMALL).fit_transform(np.array(
         [_wav(tmp / "bus-lyon-1-2-0-a.wav", np.zeros((4410, 2)))], dtype=object)), ValueError,
         "bus-lyon-1-2-0-a.wav.*channel"),
-    "wrong sample rate": (lambda tmp: LogMel(**SMALL).fit_transform(np.array(
+    "wrong sample rate": (lambda tmp, toy: LogMel(**SMALL).fit_transform(np.array(
         [_wav(tmp / "bus-lyon-1-2-0-a.wav", np.zeros(4410), sr=16000)], dtype=object)), ValueError,
         "bus-lyon-1-2-0-a.wav.*sample rate"),
-    "unparsable file name": (lambda tmp: Reassembler().fit_transform(np.array(
+    "unparsable file name": (lambda tmp, toy: Reassembler().fit_transform(np.array(
         [_wav(tmp / "clip.wav", np.zeros(4410))], dtype=object)), ValueError, "clip.wav"),
-    "too-short clips at predict": (lambda tmp: _fitted().predict(_toy()[0][:, :, :6]), ValueError,
+    "too-short clips at predict": (lambda tmp, toy: _fitted(toy).predict(toy[0][:, :, :6]), ValueError,
                                    "expecting 96 features"),
-    "clips of different lengths": (lambda tmp: LogMel(**SMALL).fit_transform(np.array(
+    "clips of different lengths": (lambda tmp, toy: LogMel(**SMALL).fit_transform(np.array(
         [_wav(tmp / "bus-lyon-1-2-0-a.wav", np.zeros(4410)), _wav(tmp / "bus-lyon-1-2-1-a.wav", np.zeros(2205))],
         dtype=object)), ValueError, "different lengths"),
-    "X and y lengths differ": (lambda tmp: DwsCNNClassifier(max_epochs=1).fit(_toy()[0], _toy()[1][:-2]),
+    "X and y lengths differ": (lambda tmp, toy: DwsCNNClassifier(max_epochs=1).fit(toy[0], toy[1][:-2]),
                                ValueError, "different lengths"),
-    "single class": (lambda tmp: DwsCNNClassifier(max_epochs=1).fit(_toy()[0], np.array(["bus"] * 30)),
+    "single class": (lambda tmp, toy: DwsCNNClassifier(max_epochs=1).fit(toy[0], np.array(["bus"] * 30)),
                      ValueError, "at least 2 classes"),
-    "labels never seen, in score": (lambda tmp: _fitted().score(_toy()[0], np.array(["metro"] * 30)),
+    "labels never seen, in score": (lambda tmp, toy: _fitted(toy).score(toy[0], np.array(["metro"] * 30)),
                                     ValueError, "not fitted on.*metro"),
-    "hidden = 0": (lambda tmp: DwsCNNClassifier(hidden=0).fit(*_toy()), ValueError, "'hidden' parameter"),
-    "hidden < 0": (lambda tmp: DwsCNNClassifier(hidden=-1).fit(*_toy()), ValueError, "'hidden' parameter"),
-    "feature shape mismatch": (lambda tmp: _fitted().predict_proba(np.zeros((2, 12, 8), np.float32)),
+    "feature shape mismatch": (lambda tmp, toy: _fitted(toy).predict_proba(np.zeros((2, 12, 8), np.float32)),
                                ValueError, "feature shape"),
-    "teacher with other classes": (lambda tmp: DistilledStudent(
-        DwsCNNClassifier(hidden=4, max_epochs=1).fit(_toy()[0][:20], _toy()[1][:20] == "bus"),
-        max_epochs=1).fit(*_toy()), ValueError, "same classes"),
-    "teacher with other features": (lambda tmp: DistilledStudent(
-        DwsCNNClassifier(hidden=4, max_epochs=1).fit(_toy()[0][:, :4], _toy()[1]),
-        max_epochs=1).fit(*_toy()), ValueError, "same features"),
-    "audio where features are due": (lambda tmp: RandomCrop().fit(Reassembler().fit_transform(
+    "teacher with other classes": (lambda tmp, toy: DistilledStudent(
+        DwsCNNClassifier(hidden=4, max_epochs=1).fit(toy[0][:20], toy[1][:20] == "bus"),
+        max_epochs=1).fit(*toy), ValueError, "same classes"),
+    "teacher with other features": (lambda tmp, toy: DistilledStudent(
+        DwsCNNClassifier(hidden=4, max_epochs=1).fit(toy[0][:, :4], toy[1]),
+        max_epochs=1).fit(*toy), ValueError, "same features"),
+    "audio where features are due": (lambda tmp, toy: RandomCrop().fit(Reassembler().fit_transform(
         np.zeros((2, 100), np.float32))), TypeError, "LogMel"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_raises_clear_error(case, tmp_path):
+def test_bad_input_raises_clear_error(case, tmp_path, toy):
     make_call, error, match = CASES[case]
     with pytest.raises(error, match=match):
-        make_call(tmp_path)
+        make_call(tmp_path, toy)
 
 
-def test_bad_input_leaves_user_data_untouched(tmp_path):
+def test_bad_input_leaves_user_data_untouched(tmp_path, toy):
     X = _nan_audio()
     before = X.copy()
     with pytest.raises(ValueError):
         LogMel(**SMALL).fit(X)
     np.testing.assert_array_equal(np.isnan(X), np.isnan(before))
-    Xf, y = _toy()
+    Xf, y = toy
     Xf_before, y_before = Xf.copy(), y.copy()
     Pipeline([("crop", RandomCrop()), ("spec", SpecAugment()),
               ("clf", DwsCNNClassifier(hidden=4, max_epochs=1))]).fit(Xf, y)
@@ -218,8 +215,8 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "straight.npy"), atol=1e-6)
 
 
-def test_checkpoint_of_another_model_trains_afresh_in_its_own_folder(tmp_path):
-    X, y = _toy()
+def test_checkpoint_of_another_model_trains_afresh_in_its_own_folder(tmp_path, toy):
+    X, y = toy
     DwsCNNClassifier(hidden=4, max_epochs=1, random_state=0, checkpoint_dir=tmp_path).fit(X, y)
     (first,) = tmp_path.glob("*/checkpoint.pt")
     before = first.read_bytes()
@@ -229,8 +226,8 @@ def test_checkpoint_of_another_model_trains_afresh_in_its_own_folder(tmp_path):
     assert first.read_bytes() == before  # the first run's checkpoint is left as it was
 
 
-def test_finished_checkpoint_is_not_trained_again(tmp_path):
-    X, y = _toy()
+def test_finished_checkpoint_is_not_trained_again(tmp_path, toy):
+    X, y = toy
     a = DwsCNNClassifier(hidden=4, max_epochs=2, random_state=0, checkpoint_dir=tmp_path).fit(X, y)
     (path,) = tmp_path.glob("*/checkpoint.pt")
     mtime = os.stat(path).st_mtime_ns
@@ -242,8 +239,8 @@ def test_finished_checkpoint_is_not_trained_again(tmp_path):
 # -- reproducibility and persistence ----------------------------------------------------
 
 
-def test_same_seed_identical_and_save_load_params_round_trip(tmp_path):
-    X, y = _toy()
+def test_same_seed_identical_and_save_load_params_round_trip(tmp_path, toy):
+    X, y = toy
     a = DwsCNNClassifier(hidden=4, max_epochs=2, random_state=7).fit(X, y)
     b = DwsCNNClassifier(hidden=4, max_epochs=2, random_state=7).fit(X, y)
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
