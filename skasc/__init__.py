@@ -5,11 +5,25 @@ SpecAugment, mixup, knowledge distillation from a fused teacher ensemble)
 as scikit-learn transformers and skorch-based classifiers.
 """
 
-from ._featureset import AudioSet, CropAugmentation, FeatureSet, MaskAugmentation
+from ._featureset import (
+    AudioSet,
+    CropAugmentation,
+    FeatureSet,
+    ImpulseResponseAugmentation,
+    MaskAugmentation,
+    MixStyleAugmentation,
+)
 from .classifiers import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
 from .complexity import complexity_report
 from .export import OnnxClassifier, export_onnx
-from .preprocessing import LogMel, RandomCrop, Reassembler, SpecAugment
+from .preprocessing import (
+    DeviceImpulseResponse,
+    FreqMixStyle,
+    LogMel,
+    RandomCrop,
+    Reassembler,
+    SpecAugment,
+)
 from .recordings import aggregate_proba, predict_recordings, recording_labels
 
 __version__ = "0.1.0"
@@ -17,12 +31,16 @@ __version__ = "0.1.0"
 __all__ = [
     "AudioSet",
     "CropAugmentation",
+    "DeviceImpulseResponse",
     "DistilledStudent",
     "DwsCNNClassifier",
     "EnsembleTeacher",
     "FeatureSet",
+    "FreqMixStyle",
+    "ImpulseResponseAugmentation",
     "LogMel",
     "MaskAugmentation",
+    "MixStyleAugmentation",
     "RandomCrop",
     "Reassembler",
     "SpecAugment",

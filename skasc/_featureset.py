@@ -12,7 +12,9 @@ epoch.  The two containers below carry that context *beside* the rows:
 * :class:`FeatureSet` -- output of :class:`~skasc.LogMel` and of the
   augmentation steps: the log-mel features of every recording stored once,
   time-major, and for each row the frame range of its recording and of its
-  own window, plus the augmentations attached by the steps after LogMel.
+  own window, plus the augmentations attached by the steps after LogMel
+  (and, after :class:`~skasc.DeviceImpulseResponse`, the features of each
+  recording's convolved variants, stored beside the originals).
 
 Both behave as read-only arrays for scikit-learn (``len``, ``shape``,
 ``dtype``, integer/boolean/slice indexing, ``__array__``); the array view is
@@ -27,7 +29,14 @@ import dataclasses
 import numpy as np
 import torch
 
-__all__ = ["AudioSet", "FeatureSet", "CropAugmentation", "MaskAugmentation"]
+__all__ = [
+    "AudioSet",
+    "FeatureSet",
+    "CropAugmentation",
+    "MaskAugmentation",
+    "MixStyleAugmentation",
+    "ImpulseResponseAugmentation",
+]
 
 
 def _row_index(key, n):
@@ -73,6 +82,12 @@ class AudioSet:
         Position of each row's own clip among its recording's pieces.
     sr : int
         Sample rate of every piece.
+    impulse_responses : ImpulseResponseVariants, default=None
+        Set by :meth:`DeviceImpulseResponse.fit_transform
+        <skasc.DeviceImpulseResponse.fit_transform>` (training view only):
+        the impulse responses and which of them each recording is convolved
+        with, for :class:`~skasc.LogMel` to compute the variants' features.
+        None everywhere else.
 
     Examples
     --------
@@ -84,11 +99,12 @@ class AudioSet:
     ((2, 100), 1.0)
     """
 
-    def __init__(self, recordings, row_recording, row_piece, sr):
+    def __init__(self, recordings, row_recording, row_piece, sr, impulse_responses=None):
         self.recordings = list(recordings)
         self.row_recording = np.asarray(row_recording, dtype=np.int64)
         self.row_piece = np.asarray(row_piece, dtype=np.int64)
         self.sr = int(sr)
+        self.impulse_responses = impulse_responses
 
     def __len__(self):
         return len(self.row_recording)
@@ -133,7 +149,9 @@ class AudioSet:
 
     def __getitem__(self, key):
         rows = _row_index(key, len(self))
-        return AudioSet(self.recordings, self.row_recording[rows], self.row_piece[rows], self.sr)
+        # the recordings list is shared, so the per-recording assignment stays valid
+        return AudioSet(self.recordings, self.row_recording[rows], self.row_piece[rows], self.sr,
+                        self.impulse_responses)
 
     def __array__(self, dtype=None, copy=None):
         clips = [self.row_clip(i) for i in range(len(self))]
@@ -152,7 +170,44 @@ class AudioSet:
         return out if dtype is None else out.astype(dtype)
 
     def __repr__(self):
-        return f"AudioSet(n_rows={len(self)}, n_recordings={len(self.recordings)}, sr={self.sr})"
+        irs = "" if self.impulse_responses is None else (
+            f", impulse_responses={len(self.impulse_responses.digests)}")
+        return (f"AudioSet(n_rows={len(self)}, n_recordings={len(self.recordings)}, "
+                f"sr={self.sr}{irs})")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ImpulseResponseVariants:
+    """Impulse responses and the variants of each recording to render.
+
+    What :class:`~skasc.DeviceImpulseResponse` hands :class:`~skasc.LogMel`
+    through :attr:`AudioSet.impulse_responses`.
+
+    Attributes
+    ----------
+    responses : tuple of ndarray
+        The impulse responses, float32, normalised (unit energy).
+    digests : tuple of str
+        BLAKE2b of each response's samples and rate: the feature cache's
+        key for a variant.
+    files : tuple of str
+        Where each response was read from (for messages).
+    assignment : ndarray of int, shape (n_recordings, n_variants)
+        For each recording of the AudioSet, the response of each of its
+        variants (an index into ``responses``), -1 where the recording has
+        no such variant (it is not eligible).
+    p : float
+        Probability that a training row is drawn from one of its variants.
+    digest : str
+        BLAKE2b of everything above (what a training fingerprint needs).
+    """
+
+    responses: tuple
+    digests: tuple
+    files: tuple
+    assignment: np.ndarray
+    p: float
+    digest: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +251,50 @@ class MaskAugmentation:
     value: float = 0.0
 
 
+@dataclasses.dataclass(frozen=True)
+class MixStyleAugmentation:
+    """Frequency-MixStyle to draw at training time (see :class:`~skasc.FreqMixStyle`).
+
+    With probability ``p`` per batch, each row's per-band mean and standard
+    deviation over its frames (``eps`` added to the variance) are replaced
+    by a ``Beta(alpha, alpha)`` mix of its own and those of a row drawn by a
+    random permutation of the batch.
+
+    Examples
+    --------
+    >>> from skasc import MixStyleAugmentation
+    >>> MixStyleAugmentation()
+    MixStyleAugmentation(p=0.4, alpha=0.3, eps=1e-06)
+    """
+
+    p: float = 0.4
+    alpha: float = 0.3
+    eps: float = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class ImpulseResponseAugmentation:
+    """Rows drawn from their recordings' convolved variants at training time.
+
+    Attached by :class:`~skasc.LogMel` when its input came from
+    :class:`~skasc.DeviceImpulseResponse`: with probability ``p`` a training
+    row's window is taken from one of its recording's ``n_variants``
+    convolved copies (uniformly), whose features
+    :attr:`FeatureSet.variants` locates in the store.  ``digest`` stands for
+    the impulse responses and the assignment of responses to recordings.
+
+    Examples
+    --------
+    >>> from skasc import ImpulseResponseAugmentation
+    >>> ImpulseResponseAugmentation(p=0.4, n_variants=2).n_variants
+    2
+    """
+
+    p: float = 0.4
+    n_variants: int = 1
+    digest: str = ""
+
+
 class FeatureSet:
     """Per-recording features with one row per clip.
 
@@ -210,11 +309,17 @@ class FeatureSet:
     width : int
         Frames per row (51 for a 1-s clip at the paper's 20-ms hop).
     augmentations : tuple
-        :class:`CropAugmentation` / :class:`MaskAugmentation` objects to draw
-        at training time, in order.
+        :class:`CropAugmentation` / :class:`MaskAugmentation` /
+        :class:`MixStyleAugmentation` / :class:`ImpulseResponseAugmentation`
+        objects to draw at training time, in order.
     resampled : dict, default=None
         ``{file: sample rate}`` of the files whose audio :class:`~skasc.LogMel`
         resampled to compute these features (None: none).
+    variants : array of int, shape (n_rows, n_variants), default=None
+        For each row, where each convolved variant of its recording lies in
+        ``store``: the variant's first frame minus ``rec_start`` (0: the row
+        has no such variant).  Set by :class:`~skasc.LogMel` after
+        :class:`~skasc.DeviceImpulseResponse`; only training draws use it.
 
     Notes
     -----
@@ -233,7 +338,7 @@ class FeatureSet:
     """
 
     def __init__(self, store, rec_start, rec_stop, row_start, width, augmentations=(),
-                 resampled=None):
+                 resampled=None, variants=None):
         store = np.asarray(store)
         if store.ndim != 2:
             raise ValueError(f"store must be 2-D (frames, bands), got shape {store.shape}")
@@ -254,6 +359,17 @@ class FeatureSet:
             or np.any(self.rec_stop > len(self.store))
         ):
             raise ValueError("every row's window must lie inside its recording and the store")
+        self.variants = None
+        if variants is not None:
+            variants = np.asarray(variants, dtype=np.int64)
+            if variants.ndim != 2 or len(variants) != n:
+                raise ValueError(f"variants must have shape (n_rows={n}, n_variants), got {variants.shape}")
+            if n and variants.size and (
+                np.any(self.rec_start[:, None] + variants < 0)
+                or np.any(self.rec_stop[:, None] + variants > len(self.store))
+            ):
+                raise ValueError("every variant of a row's recording must lie inside the store")
+            self.variants = variants
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -277,10 +393,12 @@ class FeatureSet:
         """Copy (sharing the store) with one more augmentation attached."""
         return FeatureSet(
             self.store, self.rec_start, self.rec_stop, self.row_start, self.width,
-            self.augmentations + (augmentation,), self.resampled,
+            self.augmentations + (augmentation,), self.resampled, self.variants,
         )
 
     def without_augmentations(self):
+        """Copy (sharing the store) without augmentations or variants: the
+        predict-time view."""
         return FeatureSet(self.store, self.rec_start, self.rec_stop, self.row_start, self.width,
                           resampled=self.resampled)
 
@@ -314,6 +432,7 @@ class FeatureSet:
         return FeatureSet(
             self.store, self.rec_start[rows], self.rec_stop[rows], self.row_start[rows],
             self.width, self.augmentations, self.resampled,
+            None if self.variants is None else self.variants[rows],
         )
 
     def windows(self, rows=None, starts=None):
@@ -347,7 +466,15 @@ class FeatureSet:
         return bool(self.augmentations)
 
     def draw_starts(self, rows, rng):
-        """Window start per row after the crop augmentations."""
+        """Window start (store frame) per row after the crop augmentations
+        and, with an :class:`ImpulseResponseAugmentation`, in the variant
+        drawn for the row.
+
+        Crops are drawn first, in the order they were attached; then, per
+        impulse-response augmentation, whether each row takes a variant and
+        which.  Without such an augmentation nothing more is drawn, so the
+        crops are the same numbers as without this feature.
+        """
         rows = np.asarray(rows)
         starts = self.row_start[rows].copy()
         for aug in self.augmentations:
@@ -358,13 +485,40 @@ class FeatureSet:
             random_starts = lo + aug.step * np.floor(rng.random(len(rows)) * n_pos).astype(np.int64)
             take = rng.random(len(rows)) < aug.p
             starts = np.where(take, random_starts, starts)
+        for aug in self.augmentations:
+            if not isinstance(aug, ImpulseResponseAugmentation) or self.variants is None:
+                continue
+            take = rng.random(len(rows)) < aug.p
+            k = np.floor(rng.random(len(rows)) * self.variants.shape[1]).astype(np.int64)
+            if self.variants.shape[1]:
+                # the same window, in the variant's copy of the recording
+                starts = np.where(take, starts + self.variants[rows, k], starts)
         return starts
+
+    def source_starts(self, rows, starts):
+        """The window starts of the original recordings that ``starts`` (as
+        drawn by :meth:`draw_starts`) are copies of.
+
+        A start inside a convolved variant maps to the same frame of the
+        row's own recording; any other start is returned as it is.  For
+        anything keyed on the clean features, e.g. cached teacher outputs.
+        """
+        rows, starts = np.asarray(rows), np.asarray(starts, dtype=np.int64)
+        if self.variants is None or not self.variants.shape[1]:
+            return starts.copy()
+        offsets = np.concatenate([np.zeros((len(rows), 1), np.int64), self.variants[rows]], axis=1)
+        lo = self.rec_start[rows, None] + offsets
+        inside = (starts[:, None] >= lo) & (starts[:, None] < self.rec_stop[rows, None] + offsets)
+        which = np.argmax(inside, axis=1)  # the original (column 0) first
+        return starts - offsets[np.arange(len(rows)), which]
 
     def draw(self, rows, rng):
         """One random training view of ``rows``: shape (n, bands, width).
 
-        Crops and masks are drawn from ``rng`` (a ``numpy.random.Generator``);
-        a FeatureSet without augmentations returns the deterministic windows.
+        Crops (and impulse-response variants), then masks, then
+        Frequency-MixStyle are drawn from ``rng`` (a
+        ``numpy.random.Generator``); a FeatureSet without augmentations
+        returns the deterministic windows.
         """
         rows = np.asarray(rows)
         x = self.windows(rows, self.draw_starts(rows, rng))
@@ -373,7 +527,7 @@ class FeatureSet:
             x = x.copy()
             for axis, start, width, value in plan:
                 _mask_numpy(x, axis, start, width, value)
-        return x
+        return self.mix_styles(x, rng)
 
     def draw_tensor(self, rows, rng, store):
         """:meth:`draw` on a torch copy of the store, wherever it lives.
@@ -398,6 +552,22 @@ class FeatureSet:
                 hi = lo + torch.as_tensor(width, device=store.device)[:, None]
                 m = (idx >= lo) & (idx < hi)
                 x = x.masked_fill(m[:, :, None] if axis == 1 else m[:, None, :], value)
+        return self.mix_styles(x, rng)
+
+    def mix_styles(self, x, rng):
+        """Apply the attached :class:`MixStyleAugmentation` objects to a drawn batch.
+
+        ``x`` is the batch after crops and masks, a numpy array or torch
+        tensor (on any device) of shape (n, bands, frames) or
+        (n, channels, bands, frames); statistics are taken over the frames
+        (the last axis) of each row and band.  Draws, per augmentation, one
+        uniform number (is the batch mixed?) and, if it is, ``n`` Beta
+        weights and a permutation of the rows.  Without such augmentations
+        it returns ``x`` itself and draws nothing.
+        """
+        for aug in self.augmentations:
+            if isinstance(aug, MixStyleAugmentation):
+                x = _mix_style(x, aug, rng)
         return x
 
     def draw_mask_plan(self, n, rng):
@@ -407,6 +577,31 @@ class FeatureSet:
             if isinstance(aug, MaskAugmentation):
                 plan += _mask_plan(aug, n, self.n_bands, self.width, rng)
         return plan
+
+
+def _mix_style(x, aug, rng):
+    """Frequency-MixStyle of one batch (see :meth:`FeatureSet.mix_styles`)."""
+    if not rng.random() < aug.p:
+        return x
+    n = x.shape[0]
+    lam = rng.beta(aug.alpha, aug.alpha, size=n).astype(np.float32)
+    perm = rng.permutation(n)
+    shape = (n,) + (1,) * (x.ndim - 1)
+    if isinstance(x, torch.Tensor):
+        # two passes: torch.var_mean over a short last axis is several times slower
+        mu = x.mean(dim=-1, keepdim=True)
+        d = x - mu
+        sig = ((d * d).mean(dim=-1, keepdim=True) + aug.eps).sqrt()
+        lam = torch.as_tensor(lam, device=x.device).view(shape)
+        perm = torch.as_tensor(perm, device=x.device)
+    else:
+        mu = x.mean(axis=-1, keepdims=True)
+        d = x - mu
+        sig = np.sqrt((d * d).mean(axis=-1, keepdims=True) + np.float32(aug.eps))
+        lam = lam.reshape(shape)
+    mu_mix = lam * mu + (1 - lam) * mu[perm]
+    sig_mix = lam * sig + (1 - lam) * sig[perm]
+    return d * (sig_mix / sig) + mu_mix
 
 
 def _mask_ranges(n, size, max_width, rng):

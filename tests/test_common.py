@@ -14,16 +14,22 @@ Exempted checks are listed in ``EXPECTED_FAILED`` with the reason.
 """
 
 import inspect
+import os
+import tempfile
 
+import numpy as np
 import pytest
+import soundfile as sf
 from sklearn.base import BaseEstimator
 from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 import skasc
 from skasc import (
+    DeviceImpulseResponse,
     DistilledStudent,
     DwsCNNClassifier,
     EnsembleTeacher,
+    FreqMixStyle,
     LogMel,
     RandomCrop,
     Reassembler,
@@ -35,12 +41,29 @@ def _net(hidden=8, seed=0):
     return DwsCNNClassifier(hidden=hidden, max_epochs=20, mixup_alpha=0, random_state=seed)
 
 
+def _impulse_response_folder():
+    """Two tiny impulse responses (the instances are built at import time).
+
+    A fixed path, so the test ids are the same in every process; each file
+    is written whole and renamed into place, so concurrent runs agree.
+    """
+    folder = os.path.join(tempfile.gettempdir(), "skasc-test-common-irs")
+    os.makedirs(folder, exist_ok=True)
+    for name, h in (("d1.wav", [1.0, 0.3, -0.1]), ("d2.wav", [0.5, 0.5])):
+        tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+        sf.write(tmp, np.array(h), 44100, subtype="FLOAT", format="WAV")
+        os.replace(tmp, os.path.join(folder, name))
+    return folder
+
+
 INSTANCES = [
     Reassembler(),
+    DeviceImpulseResponse(_impulse_response_folder(), random_state=0),
     # small STFT so the toy inputs (a few samples per row) give several frames
     LogMel(n_fft=64, win_length=64, hop_length=16, n_mels=8),
     RandomCrop(),
     SpecAugment(),
+    FreqMixStyle(),
     _net(),
     EnsembleTeacher([_net(seed=0), _net(hidden=4, seed=1)]),
     # an unfitted teacher: cloned and fitted inside fit, then distilled
@@ -55,7 +78,7 @@ EXPECTED_FAILED = {
             "unknown (int8/uint8/int16/int32 are scaled to [-1, 1] as soundfile does)"
         )
     }
-    for name in ("Reassembler", "LogMel")
+    for name in ("Reassembler", "DeviceImpulseResponse", "LogMel")
 }
 
 

@@ -223,7 +223,8 @@ def test_validate_waveforms():
 # make_tau22: layout and formats
 # ---------------------------------------------------------------------------
 def test_replica_layout_and_csv_format(replica):
-    assert sorted(os.listdir(replica)) == ["audio", "evaluation_setup", "meta.csv", "skasc_replica.json"]
+    assert sorted(os.listdir(replica)) == [
+        "audio", "evaluation_setup", "impulse_responses", "meta.csv", "skasc_replica.json", "split_setup"]
     assert sorted(os.listdir(replica / "evaluation_setup")) == [
         "fold1_evaluate.csv", "fold1_test.csv", "fold1_train.csv"
     ]
@@ -385,7 +386,8 @@ def test_make_tau22_reproducible(tmp_path):
     r1 = make_tau22(tmp_path / "r1", random_state=3, **kw)
     r2 = make_tau22(tmp_path / "r2", random_state=3, **kw)
     d1, d2 = _digest(r1), _digest(r2)
-    assert len(d1) == 4 + 1 + 10 * 10 * 3 and d1 == d2  # csv files, marker, clips
+    # csv files, marker, subset files, clips
+    assert len(d1) == 4 + 1 + 5 + 10 * 10 * 3 and d1 == d2
     # another seed (overwriting the replica r2): different audio in every common file
     with pytest.raises(FileExistsError, match="other parameters"):
         make_tau22(r2, random_state=4, **kw)

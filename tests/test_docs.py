@@ -26,7 +26,7 @@ def test_docs_build_without_warnings(tmp_path):
     )
     assert proc.returncode == 0, f"Sphinx build failed or warned:\n{proc.stdout}\n{proc.stderr}"
     for page in ("index", "api", "guide/method", "guide/pipeline", "guide/complexity",
-                 "guide/scaling", "guide/reproduce", "guide/own_data"):
+                 "guide/scaling", "guide/reproduce", "guide/own_data", "guide/generalization"):
         assert (out / f"{page}.html").is_file(), page
     api = (out / "api.html").read_text(encoding="utf-8")
     # the reference really comes from the docstrings

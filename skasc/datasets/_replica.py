@@ -17,8 +17,10 @@ import numpy as np
 import scipy.fft as sfft
 import soundfile as sf
 
+from .._audio import parse_clip_name
 from ._synthesis import (
     _SCENE_PROTOTYPES,
+    _device_impulse_response,
     _device_params,
     _location_params,
     _location_spectra,
@@ -30,19 +32,30 @@ from ._tau22 import (
     CITIES,
     CLIP_SAMPLES,
     DEVICES,
+    FRACTIONS,
     META_COLUMNS,
+    REAL_DEVICES,
     RECORDING_SAMPLES,
     SAMPLE_RATE,
     SCENES,
+    SEEN_DEVICES,
     SETUP_COLUMNS,
     SNIPPETS_PER_RECORDING,
     UNSEEN_DEVICES,
+    _read_tsv,
 )
 
 __all__ = ["make_tau22"]
 
 _MARKER = "skasc_replica.json"
-_REPLICA_FORMAT = 1
+# 2: impulse_responses/ and split_setup/ added; the audio and csv files are
+# those of format 1, which make_tau22 completes in place
+_REPLICA_FORMAT = 2
+_IR_FOLDER = "impulse_responses"
+_SPLIT_FOLDER = "split_setup"
+#: Devices whose impulse responses a replica hands out: the devices of the
+#: train split other than the reference a, never the unseen s4-s6.
+_IR_DEVICES = tuple(d for d in REAL_DEVICES + SEEN_DEVICES if d != "a")
 
 # --------------------------------------------------------------------------
 # Replica layout and writing
@@ -123,6 +136,11 @@ def make_tau22(
     the evaluate clips, filename column only) and ``audio/*.wav`` clips of
     1 s, 44.1 kHz, mono, 24-bit PCM, named
     ``<scene>-<city>-<location id>-<segment id>-<snippet>-<device>.wav``.
+    Two folders are added for the DCASE 2024/2025 recipes:
+    ``split_setup/split{5,10,25,50,100}.csv``, the data-efficient subsets of
+    the train split (read by ``load_tau22(root, "train", fraction=...)``),
+    and ``impulse_responses/<device>.wav``, the seen devices' impulse
+    responses (for :class:`~skasc.DeviceImpulseResponse`).
 
     **Layout.** For each of the 10 scenes, each of the first ``n_cities``
     cities of :data:`CITIES` has ``n_locations`` recording locations
@@ -160,6 +178,32 @@ def make_tau22(
     a segment share the same scene signal. Everything is drawn from
     ``random_state``: the same value gives byte-identical files.
 
+    **Subsets.** ``split_setup/split<f>.csv`` (columns filename,
+    scene_label, like the DCASE 2024 Task 1 files) lists about ``f`` % of
+    the train split, built by the properties of the DCASE 2024 subsets:
+    *nested* (each subset contains the smaller ones), *whole recordings*
+    (the ten 1-s snippets of a 10-s recording are in or out together) and
+    *every scene present*, with the scenes' shares and, within a scene, the
+    devices' shares kept.  The rule: within each scene, the recordings of
+    each device are put in a random order (from ``random_state``) and
+    recording ``k`` of ``n`` gets the key ``(k + u) / n``, ``u`` uniform in
+    [0, 1); the scene's recordings sorted by key form one list, and subset
+    ``f`` takes its first ``max(1, round(f / 100 * n_scene))`` recordings.
+    Nestedness follows from every subset being a prefix of one list; the
+    keys interleave the devices in proportion.  ``split100.csv`` is the
+    whole train split.  On a replica this small the subsets cannot be
+    exactly ``f`` %: one recording per scene is 10 clips.
+
+    **Impulse responses.** ``impulse_responses/<device>.wav`` holds, for
+    each of b, c, s1, s2, s3 in ``devices``, a 4,096-tap minimum-phase FIR
+    filter (float32 WAV at 44.1 kHz) with the device's simulated frequency
+    response, gain included: the cepstral construction of a minimum-phase
+    filter from the response's magnitude, within 0.01 dB of it from 100 Hz
+    to 16 kHz.  Noise floor and saturation are not part of it.  The unseen
+    devices s4, s5 and s6 get none, ever: their responses are the test
+    condition of the device-generalisation task, and handing them out
+    would leak it; ``a``, the nearly flat reference, gets none either.
+
     Parameters
     ----------
     root : str or path-like
@@ -179,8 +223,12 @@ def make_tau22(
         If False and ``root`` is a non-empty folder that is not a complete
         replica made with the same parameters, raise ``FileExistsError``; a
         complete replica with the same parameters (recorded in
-        ``root/skasc_replica.json``) is returned as is, without writing. If
-        True, ``meta.csv``, ``evaluation_setup/``, ``audio/`` and
+        ``root/skasc_replica.json``) is returned as is, without writing.  A
+        complete replica written by an older skasc (format 1: without
+        ``split_setup/`` and ``impulse_responses/``) with the same parameters
+        is completed in place: those two folders are added, every other file
+        stays as it is.  If True, ``meta.csv``, ``evaluation_setup/``,
+        ``audio/``, ``split_setup/``, ``impulse_responses/`` and
         ``skasc_replica.json`` in ``root`` are deleted and written anew
         (other files in ``root`` are left alone).
 
@@ -207,10 +255,12 @@ def make_tau22(
     >>> root = make_tau22(tempfile.mkdtemp(), n_cities=2, n_locations=1,
     ...                   n_segments=1, devices=("a", "s4"))
     >>> sorted(p.name for p in root.iterdir())
-    ['audio', 'evaluation_setup', 'meta.csv', 'skasc_replica.json']
+    ['audio', 'evaluation_setup', 'meta.csv', 'skasc_replica.json', 'split_setup']
     >>> data = load_tau22(root, "all")
     >>> len(data.X), sorted(set(data.device.tolist()))
     (300, ['a', 's4'])
+    >>> len(load_tau22(root, "train", fraction=25).X)  # one recording per scene
+    100
     """
     params = _check_replica_params(n_cities, n_locations, n_segments, devices, random_state)
     root = pathlib.Path(os.fspath(root)).expanduser().resolve()
@@ -230,12 +280,23 @@ def make_tau22(
                     f"{str(root)!r} is not empty and is not a replica written by make_tau22"
                     f" (no valid {_MARKER}); choose an empty folder or pass overwrite=True"
                 )
-            if info.get("params") != params or info.get("format") != _REPLICA_FORMAT:
+            if info.get("params") != params:
                 raise FileExistsError(
                     f"{str(root)!r} holds a replica made with other parameters"
                     f" ({info.get('params')}); pass overwrite=True to replace it"
                 )
+            fmt = info.get("format")
+            if fmt not in (1, _REPLICA_FORMAT):
+                raise FileExistsError(
+                    f"{str(root)!r} holds a replica of format {fmt!r}, which this skasc"
+                    f" does not know (it writes format {_REPLICA_FORMAT}); pass"
+                    " overwrite=True to rewrite it"
+                )
             if _replica_complete(root, info):
+                if fmt != _REPLICA_FORMAT or not _extras_complete(root, info):
+                    # an older replica: its audio and csv files stay as they are
+                    info.update(_write_extras(root, params), format=_REPLICA_FORMAT)
+                    _write_marker(root, info)
                 return root
             raise FileExistsError(
                 f"{str(root)!r} holds an incomplete replica; pass overwrite=True to rewrite it"
@@ -243,7 +304,7 @@ def make_tau22(
         for name in (_MARKER, "meta.csv"):
             if (root / name).is_file():
                 (root / name).unlink()
-        for name in ("audio", "evaluation_setup"):
+        for name in ("audio", "evaluation_setup", _SPLIT_FOLDER, _IR_FOLDER):
             if (root / name).is_dir():
                 shutil.rmtree(root / name)
     _write_replica(root, params)
@@ -289,6 +350,87 @@ def _replica_complete(root, info):
     return n_files == info.get("n_clips") and all((root / p).is_file() for p in needed)
 
 
+def _extras_complete(root, info):
+    """Are the subset files and impulse responses of format 2 all there?"""
+    needed = [f"{_SPLIT_FOLDER}/split{f}.csv" for f in FRACTIONS]
+    needed += [f"{_IR_FOLDER}/{d}.wav" for d in info.get("impulse_responses", [])]
+    return all((root / p).is_file() for p in needed)
+
+
+def _subset_order(train_files, random_state):
+    """The train recordings in the order the subsets take them, per scene.
+
+    Returns {scene: [recording id, ...]} and {recording id: [file, ...]}.
+    See make_tau22's docstring for the rule.
+    """
+    files_of, scene_of, device_of = {}, {}, {}
+    for fn in train_files:
+        f = parse_clip_name(fn)
+        files_of.setdefault(f["recording"], []).append(fn)
+        scene_of[f["recording"]], device_of[f["recording"]] = f["scene"], f["device"]
+    order = {}
+    for si, scene in enumerate(SCENES):
+        rng = np.random.default_rng([random_state, 11, si])
+        keys = {}
+        for device in DEVICES:
+            group = sorted(r for r in files_of if scene_of[r] == scene and device_of[r] == device)
+            ranks = rng.permutation(len(group))
+            offsets = rng.random(len(group))
+            for r, k, u in zip(group, ranks, offsets):
+                keys[r] = (k + u) / len(group)
+        order[scene] = sorted(keys, key=lambda r: (keys[r], r))
+    return order, files_of
+
+
+def _subsets(train_files, random_state):
+    """{fraction: set of the files of that subset} (see make_tau22's docstring)."""
+    order, files_of = _subset_order(train_files, random_state)
+    subsets = {}
+    for fraction in FRACTIONS:
+        chosen = set()
+        for recs in order.values():
+            if recs:
+                n = len(recs) if fraction == 100 else max(1, round(fraction / 100 * len(recs)))
+                for r in recs[:n]:
+                    chosen.update(files_of[r])
+        subsets[fraction] = chosen
+    return subsets
+
+
+def _write_extras(root, params):
+    """Write split_setup/ and impulse_responses/ (the additions of format 2),
+    reading the train split from the csv files already written."""
+    train = _read_tsv(root / "evaluation_setup" / "fold1_train.csv", SETUP_COLUMNS["train"])
+    (root / _SPLIT_FOLDER).mkdir(exist_ok=True)
+    sizes = {}
+    for fraction, chosen in _subsets(train["filename"], params["random_state"]).items():
+        rows = [(fn, lab) for fn, lab in zip(train["filename"], train["scene_label"]) if fn in chosen]
+        _write_tsv(root / _SPLIT_FOLDER / f"split{fraction}.csv", SETUP_COLUMNS["train"], rows)
+        sizes[str(fraction)] = len(rows)
+    (root / _IR_FOLDER).mkdir(exist_ok=True)
+    written = []
+    for device in params["devices"]:
+        if device not in _IR_DEVICES:  # never the unseen s4-s6 (nor the reference a)
+            continue
+        h = _device_impulse_response(device, params["random_state"])
+        buf = io.BytesIO()
+        # float samples: the response's gain may exceed full scale
+        sf.write(buf, h, SAMPLE_RATE, subtype="FLOAT", format="WAV")
+        data = bytearray(buf.getvalue())
+        peak = data.find(b"PEAK", 12)
+        if peak >= 0:  # libsndfile stamps its PEAK chunk with the time: files would differ
+            data[peak + 12:peak + 16] = bytes(4)
+        (root / _IR_FOLDER / f"{device}.wav").write_bytes(bytes(data))
+        written.append(device)
+    if not written:
+        (root / _IR_FOLDER).rmdir()
+    return {"impulse_responses": written, "subsets": sizes}
+
+
+def _write_marker(root, info):
+    (root / _MARKER).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
 def _write_replica(root, params):
     rs = params["random_state"]
     plan = _plan(params["n_cities"], params["n_locations"], params["n_segments"], params["devices"], rs)
@@ -328,4 +470,5 @@ def _write_replica(root, params):
         "n_clips": len(rows),
         "n_recordings": len(rows) // SNIPPETS_PER_RECORDING,
     }
-    (root / _MARKER).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    info.update(_write_extras(root, params))
+    _write_marker(root, info)

@@ -455,9 +455,9 @@ def _stable_seed(text):
     return zlib.crc32(text.encode("utf-8"))
 
 
-def _device_params(device, random_state):
-    """Response (gain included) and noise-floor magnitude over the rfft bins
-    of a 10-s recording, and saturation drive (0: none)."""
+def _device_spec(device, random_state):
+    """The random draws that make a device: equaliser bumps, gain, corners,
+    noise floor (dB) and saturation drive."""
     rng = np.random.default_rng([random_state, 7, _stable_seed(device)])
     centres = np.geomspace(60, 16000, 9)
     if device == "a":
@@ -475,14 +475,54 @@ def _device_params(device, random_state):
     bumps = [(fc, 0.6, g) for fc, g in zip(centres, rng.normal(0, sigma, centres.size))]
     if res is not None:
         bumps.append(res)
+    return dict(bumps=bumps, gain=gain, hp=hp, lp=lp, order=order, floor=floor, drive=drive)
 
+
+def _device_response(spec, freqs):
+    """A device's magnitude response (gain included) at ``freqs`` Hz."""
+    return _db(_log_bumps(freqs, spec["bumps"]) + spec["gain"]) * _butter_mag(
+        freqs, spec["hp"], spec["lp"], spec["order"])
+
+
+def _device_params(device, random_state):
+    """Response (gain included) and noise-floor magnitude over the rfft bins
+    of a 10-s recording, and saturation drive (0: none)."""
+    spec = _device_spec(device, random_state)
     freqs = np.fft.rfftfreq(RECORDING_SAMPLES, 1.0 / _FS)
-    response = _db(_log_bumps(freqs, bumps) + gain) * _butter_mag(freqs, hp, lp, order)
+    response = _device_response(spec, freqs)
     # the noise floor's spectrum: gently pink, band-limited like the device
-    floor_mag = _db(floor) * _butter_mag(freqs, 30, 12000, 1) / np.sqrt(np.maximum(freqs, 30) / 1000)
+    floor_mag = _db(spec["floor"]) * _butter_mag(freqs, 30, 12000, 1) / np.sqrt(np.maximum(freqs, 30) / 1000)
     # noise_spectrum has unit variance per bin; irfft divides by n
     floor_mag *= np.sqrt(RECORDING_SAMPLES)
-    return response.astype(np.float32), floor_mag.astype(np.float32), float(drive)
+    return response.astype(np.float32), floor_mag.astype(np.float32), float(spec["drive"])
+
+
+def _device_impulse_response(device, random_state, n_taps=4096, n_fft=1 << 16):
+    """A minimum-phase FIR of ``n_taps`` taps with the device's magnitude response.
+
+    The response (gain included) is sampled on an ``n_fft``-point grid,
+    floored 100 dB below its maximum (the Butterworth corners go to zero at
+    DC, where the logarithm would not exist), and made minimum-phase by the
+    real-cepstrum (homomorphic) construction: fold the cepstrum of
+    ``log |H|`` onto positive quefrencies and exponentiate.  A minimum-phase
+    filter puts its energy first, so convolving with it and cutting the
+    output to the input's length adds no delay.  The last 10 % of the taps
+    fade out with a half Hann window.  Only the frequency response is
+    captured: not the device's noise floor or (b, c) saturation.
+    """
+    spec = _device_spec(device, random_state)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / _FS)
+    mag = _device_response(spec, freqs)
+    log_mag = np.log(np.maximum(mag, mag.max() * 1e-5))
+    cepstrum = np.fft.irfft(log_mag, n_fft)
+    fold = np.zeros(n_fft)
+    fold[0] = cepstrum[0]
+    fold[1:n_fft // 2] = 2 * cepstrum[1:n_fft // 2]
+    fold[n_fft // 2] = cepstrum[n_fft // 2]
+    h = np.fft.irfft(np.exp(np.fft.rfft(fold)), n_fft)[:n_taps]
+    fade = n_taps // 10
+    h[n_taps - fade:] *= np.hanning(2 * fade)[fade:]
+    return h.astype(np.float32)
 
 
 def _record(scene_spec, device_params, rng, n=RECORDING_SAMPLES):

@@ -13,6 +13,14 @@ The real development set (DCASE 2023 Task 1) is a folder::
             airport-lisbon-1000-40000-0-a.wav   (1 s, 44.1 kHz, mono)
             ...
 
+The DCASE 2024 Task 1 data-efficient subsets of the train split are lists
+``split5.csv``, ``split10.csv``, ``split25.csv``, ``split50.csv`` and
+``split100.csv`` (tab-separated, a ``filename`` column), distributed with the
+DCASE 2024 Task 1 baseline (CPJKU/dcase2024_task1_baseline, release
+"files"); :func:`load_tau22` looks for them in ``root/split_setup/`` (where
+the baseline and :func:`make_tau22` keep them), then ``root/`` and
+``root/evaluation_setup/``.
+
 All csv files are tab-separated with a header line.  :func:`load_tau22`
 reads such a folder and never writes into it.  The clip-name grammar and the
 recording id live in :func:`skasc._audio.parse_clip_name`.
@@ -82,6 +90,10 @@ SNIPPETS_PER_RECORDING = 10
 RECORDING_SAMPLES = CLIP_SAMPLES * SNIPPETS_PER_RECORDING
 
 SUBSETS = ("train", "evaluate", "test", "all")
+#: Percentages of the train split of the DCASE 2024 Task 1 subsets.
+FRACTIONS = (5, 10, 25, 50, 100)
+#: Folders (relative to the root) searched for ``split<fraction>.csv``, in order.
+SPLIT_FOLDERS = ("split_setup", ".", "evaluation_setup")
 META_COLUMNS = ("filename", "scene_label", "identifier", "source_label")
 SETUP_COLUMNS = {
     "train": ("filename", "scene_label"),
@@ -158,7 +170,46 @@ def _parse_names(filenames, source):
     return out
 
 
-def load_tau22(root, subset="train", fold=1, *, return_audio=False, check_audio=False):
+def _split_file(root_path, fraction):
+    """The path of ``split<fraction>.csv``: the first of :data:`SPLIT_FOLDERS`
+    that holds it; FileNotFoundError naming every place looked at otherwise."""
+    name = f"split{fraction}.csv"
+    places = [root_path / folder / name for folder in SPLIT_FOLDERS]
+    for path in places:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"{name} (the DCASE 2024 Task 1 {fraction} % subset of the train split) not"
+        f" found: looked for {', '.join(repr(str(p)) for p in places)}. The real"
+        " files come with the DCASE 2024 Task 1 baseline (release 'files' of"
+        " CPJKU/dcase2024_task1_baseline); a replica written by make_tau22 has"
+        " them in split_setup/ (call make_tau22 again on an older replica to add them)"
+    )
+
+
+def _subset_rows(idx, meta_fn, split_path, path):
+    """The rows of ``idx`` (the train split) whose file names ``path`` lists.
+
+    Names may be given with or without the ``audio/`` folder; each must be a
+    clip of the train split.
+    """
+    listed = _read_tsv(path, ("filename",))["filename"]
+    _check_unique(listed, path)
+    train = {meta_fn[i] for i in idx}
+    wanted = set()
+    for k, fn in enumerate(listed):
+        name = fn if fn in train or fn.startswith("audio/") else "audio/" + fn
+        if name not in train:
+            raise ValueError(
+                f"{path}: file name {fn!r} (data row {k + 1}) is not a clip of the"
+                f" train split {split_path}"
+            )
+        wanted.add(name)
+    return [i for i in idx if meta_fn[i] in wanted]
+
+
+def load_tau22(root, subset="train", fold=1, *, fraction=None, return_audio=False,
+               check_audio=False):
     """Load (the file list of) a TAU Urban Acoustic Scenes 2022 Mobile folder.
 
     Reads the development set layout: ``root/meta.csv`` (tab-separated columns
@@ -180,6 +231,15 @@ def load_tau22(root, subset="train", fold=1, *, return_audio=False, check_audio=
     fold : int, default=1
         Fold number of the evaluation setup files (the development set has
         only fold 1). Ignored for ``subset="all"``.
+    fraction : {5, 10, 25, 50, 100} or None, default=None
+        With ``subset="train"`` only: keep the clips of the DCASE 2024 Task 1
+        data-efficient subset of about ``fraction`` % of the train split, as
+        listed by ``split<fraction>.csv`` (tab-separated, a ``filename``
+        column, names with or without ``audio/``), searched for in
+        ``root/split_setup/``, ``root/`` and ``root/evaluation_setup/``, in
+        that order.  Rows keep the order of the train split file.  The
+        evaluate and test splits are the same whatever the subset.  None:
+        the whole train split.
     return_audio : bool, default=False
         If True, ``X`` holds the waveforms, float32 of shape (n_clips, 44100),
         read one by one with :func:`skasc._audio.read_clip` (sample rate,
@@ -216,16 +276,21 @@ def load_tau22(root, subset="train", fold=1, *, return_audio=False, check_audio=
             Sorted unique scene labels of the whole ``meta.csv``.
         root : str
             Absolute path of ``root``.
-        subset, fold, DESCR
+        subset, fold, fraction, DESCR
             What was loaded.
 
     Raises
     ------
     FileNotFoundError
-        If ``root``, ``meta.csv`` or the split file is missing, or (with
+        If ``root``, ``meta.csv`` or the split file is missing, with
+        ``fraction`` if ``split<fraction>.csv`` is in none of the folders
+        searched (the message names them), or (with
         ``check_audio``/``return_audio``) an audio file is missing.
     ValueError
-        For an unknown ``subset``, a malformed header or row, an unparsable
+        For an unknown ``subset``, a ``fraction`` other than 5, 10, 25, 50,
+        100 or None, or given with another subset than "train", a subset
+        file naming a clip outside the train split, a malformed header or
+        row, an unparsable
         clip name, a file name listed twice in ``meta.csv`` or in the split
         file (the message gives both data rows), a file name of the split
         file absent from ``meta.csv``, a label that disagrees with
@@ -253,9 +318,24 @@ def load_tau22(root, subset="train", fold=1, *, return_audio=False, check_audio=
     >>> test = load_tau22(root, "evaluate", return_audio=True)
     >>> test.X.shape[1], len(test.target_names)
     (44100, 10)
+    >>> len(load_tau22(root, "train", fraction=50).X) <= len(train.X)
+    True
     """
     if subset not in SUBSETS:
         raise ValueError(f"unknown subset {subset!r}; valid subsets are {list(SUBSETS)}")
+    if fraction is not None:
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, np.integer)) or (
+                fraction not in FRACTIONS):
+            raise ValueError(
+                f"fraction must be one of {list(FRACTIONS)} (percent of the train split)"
+                f" or None; got {fraction!r}"
+            )
+        if subset != "train":
+            raise ValueError(
+                f"fraction={fraction} selects a subset of the train split; it cannot be"
+                f" used with subset={subset!r} (the evaluate and test splits are always whole)"
+            )
+        fraction = int(fraction)
     root_path = pathlib.Path(os.fspath(root)).expanduser()
     if not root_path.exists():
         raise FileNotFoundError(f"TAU22 root folder {str(root_path)!r} not found; {_LAYOUT_HINT}")
@@ -305,6 +385,9 @@ def load_tau22(root, subset="train", fold=1, *, return_audio=False, check_audio=
                         f" {k + 1}) disagrees with {meta_path} ({labels[i]!r})"
                     )
 
+    if fraction is not None:
+        idx = _subset_rows(idx, meta_fn, split_path, _split_file(root_path, fraction))
+
     filenames = [meta_fn[i] for i in idx]
     sub = [fields[i] for i in idx]
     prefix = str(root_path) + os.sep
@@ -343,9 +426,11 @@ def load_tau22(root, subset="train", fold=1, *, return_audio=False, check_audio=
         root=str(root_path),
         subset=subset,
         fold=int(fold),
+        fraction=fraction,
         DESCR=(
             f"TAU Urban Acoustic Scenes 2022 Mobile ({subset}"
             + ("" if subset == "all" else f", fold {int(fold)}")
+            + ("" if fraction is None else f", {fraction} % subset")
             + f"): {len(idx)} clips of 1 s at 44.1 kHz from {root_path}"
         ),
     )
