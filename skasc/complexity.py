@@ -295,6 +295,10 @@ class ComplexityReport:
         MAC limit (30,000,000).
     members : list of ComplexityReport, optional
         Per-member reports when the report sums an ensemble.
+    per_model : dict of str to ComplexityReport, optional
+        For a model that deploys one of several networks per input (e.g. a
+        :class:`~skasc.device_specific.DeviceSpecificClassifier`: one per
+        device), the report of each; this report is then the largest's.
 
     Attributes
     ----------
@@ -315,6 +319,9 @@ class ComplexityReport:
         (use :meth:`fits_limits` for another format).
     members : list of ComplexityReport
         Empty unless the report sums an ensemble.
+    per_model : dict of str to ComplexityReport
+        Empty unless the model deploys one network per device (the limits
+        apply to each; this report is the largest's).
 
     Examples
     --------
@@ -341,6 +348,7 @@ class ComplexityReport:
         param_limit_bytes=PARAM_MEMORY_LIMIT_BYTES,
         mac_limit=MAC_LIMIT,
         members=None,
+        per_model=None,
     ):
         self.layers = tuple(layers)
         self.total_params = int(total_params)
@@ -350,6 +358,7 @@ class ComplexityReport:
         self.param_limit_bytes = int(param_limit_bytes)
         self.mac_limit = int(mac_limit)
         self.members = list(members or [])
+        self.per_model = dict(per_model or {})
 
     # -- derived quantities ------------------------------------------------
     @property
@@ -419,7 +428,7 @@ class ComplexityReport:
             Keys ``model``, ``input_shape``, ``layers`` (list of dicts),
             ``total_params``, ``total_macs``, ``param_bytes``, ``limits``,
             ``within_mac_limit``, ``within_param_limit`` (per format),
-            ``fits_limits`` (per format) and ``members``.
+            ``fits_limits`` (per format), ``members`` and ``per_model``.
         """
         return {
             "model": self.model_name,
@@ -441,6 +450,7 @@ class ComplexityReport:
             },
             "fits_limits": {k: self.fits_limits(k) for k in BYTES_PER_PARAM},
             "members": [m.to_dict() for m in self.members],
+            "per_model": {name: r.to_dict() for name, r in self.per_model.items()},
         }
 
     def to_json(self, **kwargs):
@@ -506,6 +516,13 @@ class ComplexityReport:
         table = format_table(_TABLE_HEADER, self._table_rows(show_children), _TABLE_ALIGN,
                              footer=[total])
         lines = [self._header(), table, ""]
+        if self.per_model:
+            lines.append("Deployed networks, per model (the limits apply to each; the table is the "
+                         "largest's):")
+            lines.append(format_table(
+                ["model", "Params", "MACs"],
+                [[name, f"{r.total_params:,}", f"{r.total_macs:,}"] for name, r in self.per_model.items()]))
+            lines.append("")
         pb = self.param_bytes
         lines.append(
             "Parameter memory: "
@@ -725,4 +742,13 @@ def complexity_report(
         return _module_report(obj, input_shape, type(obj).__name__, limits)
     if input_shape is not None:
         input_shape = _check_input_shape(input_shape)
+    if hasattr(obj, "device_estimators_") and hasattr(obj, "general_estimator_"):
+        # one network per device is deployed, not their sum: report each, and the largest
+        models = {"general": obj.general_estimator_, **obj.device_estimators_}
+        per_model = {name: _held_report(held_networks(m), input_shape, limits)
+                     for name, m in models.items()}
+        largest = max(per_model.values(), key=lambda r: (r.total_macs, r.total_params))
+        return ComplexityReport(largest.layers, largest.total_params, largest.total_macs,
+                                largest.input_shape, f"{type(obj).__name__} (largest model)",
+                                members=largest.members, per_model=per_model, **limits)
     return _held_report(held_networks(obj), input_shape, limits)
