@@ -13,31 +13,41 @@ the same number of batches per epoch.  skasc receives a
 the hand-written loop crops and masks with numpy from one
 ``(recordings, frames, bands)`` array.
 
-Reported: samples/s of the whole ``fit`` (network construction and skorch
-set-up included) and of the epochs alone (skorch's ``history[:, "dur"]``
-for skasc, the timed epoch loop for the hand-written one), the process CPU
-time per sample (less sensitive to other jobs on the machine), medians over
-``--repeat`` interleaved rounds, and the ratios skasc / hand-written (goal:
-within 10 %).
+Reported: samples/s of the whole ``fit`` (network construction, skorch
+set-up and, with ``compile``, the compilation included), of the epochs
+alone (skorch's ``history[:, "dur"]`` for skasc, the timed epoch loop for
+the hand-written one) and of the steady state (median epoch after the
+first), the process CPU time per sample and the page faults per batch,
+medians over ``--repeat`` interleaved rounds, and the ratios of each row to
+the unchanged hand-written loop ("manual").
+
+Rows: "skasc" is ``fit`` as users get it; "skasc compile" adds
+``compile=True`` (with ``--compile``); "manual" is the hand-written loop
+as it always was; "manual malloc" is the same loop run inside
+:func:`skasc._training.reuse_freed_memory`, the allocator setting ``fit``
+uses on CPU, to show how much of skasc's gain is that setting (a
+hand-written loop can make it too).
 
 Allocation matters more than one would think here: a training batch of 64
 paper-size clips makes 60-MB activations, which glibc always maps afresh,
-so every step pays ~280,000 page faults (half the CPU time of a step on a
-virtual machine).  Setting ``THP_MEM_ALLOC_ENABLE=1`` in the environment
-*before Python starts* makes PyTorch ask for transparent huge pages and
-cuts them ~14x (measured: 1.06 -> 0.53 CPU s per 64-clip step); it speeds
-up both loops alike.
+so every step pays ~280,000 page faults (a third of the CPU time of a
+step).  ``fit`` keeps freed memory for the next step instead (see
+``reuse_freed_memory``).  Setting ``THP_MEM_ALLOC_ENABLE=1`` in the
+environment *before Python starts* makes PyTorch ask for transparent huge
+pages, which cuts the faults of the unchanged loop too.
 
 Run::
 
     python benchmarks/bench_training.py            # paper size: 256 bands x 51 frames
     python benchmarks/bench_training.py --small    # 64 x 26, quick
+    python benchmarks/bench_training.py --compile --epochs 4   # also compile=True
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import pathlib
 import sys
 import time
@@ -49,7 +59,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from skasc import DwsCNNClassifier, FeatureSet, RandomCrop, SpecAugment  # noqa: E402
+from skasc._training import reuse_freed_memory  # noqa: E402
 from skasc.nn import DwsCNN  # noqa: E402
+
+
+def _faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def make_data(n_rec, clips_per_rec, bands, width, n_classes, seed=0):
@@ -69,20 +84,31 @@ def make_data(n_rec, clips_per_rec, bands, width, n_classes, seed=0):
     return store, fs, y
 
 
-def fit_skasc(fs, y, args):
+def fit_skasc(fs, y, args, compile=False):
     Xt = SpecAugment().fit_transform(RandomCrop().fit_transform(fs))
     clf = DwsCNNClassifier(hidden=args.hidden, max_epochs=args.epochs,
-                           batch_size=args.batch_size, random_state=0)
-    c0, t0 = time.process_time(), time.perf_counter()
+                           batch_size=args.batch_size, random_state=0, compile=compile)
+    c0, t0, f0 = time.process_time(), time.perf_counter(), _faults()
     clf.fit(Xt, y)
-    total, cpu = time.perf_counter() - t0, time.process_time() - c0
-    epochs = float(np.sum(clf.net_.history[:, "dur"]))
-    return total, epochs, cpu
+    total, cpu, faults = time.perf_counter() - t0, time.process_time() - c0, _faults() - f0
+    durs = np.asarray(clf.net_.history[:, "dur"], dtype=float)
+    steady = float(np.median(durs[1:])) if len(durs) > 1 else float(durs[0])
+    first_loss = clf.net_.history[0, "batches", 0, "train_loss"]
+    return total, float(durs.sum()), cpu, steady, faults, clf.predict_proba(fs[:64]), first_loss
 
 
-def fit_manual(store, y_rows, args, n_classes):
-    """Minimal loop: crop + masks + mixup per batch, channels-last, Adam + cosine."""
-    c0, t0 = time.process_time(), time.perf_counter()
+def fit_manual(store, y_rows, args, n_classes, malloc=False):
+    """Minimal loop: crop + masks + mixup per batch, channels-last, Adam + cosine.
+
+    Unchanged since the first benchmark; ``malloc`` runs it inside
+    ``reuse_freed_memory``.
+    """
+    with reuse_freed_memory(enabled=malloc):
+        return _fit_manual(store, y_rows, args, n_classes)
+
+
+def _fit_manual(store, y_rows, args, n_classes):
+    c0, t0, f0 = time.process_time(), time.perf_counter(), _faults()
     n_rec, rec_frames, bands = store.shape
     width = args.width
     clips = (rec_frames - 1) // (width - 1)
@@ -98,7 +124,9 @@ def fit_manual(store, y_rows, args, n_classes):
     rng = np.random.default_rng(0)
     flat = store.reshape(-1, bands)
     t_epochs = time.perf_counter()
+    durs = []
     for _ in range(args.epochs):
+        t_epoch = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=gen).numpy()
         for s in range(0, n, args.batch_size):
@@ -126,8 +154,10 @@ def fit_manual(store, y_rows, args, n_classes):
             loss.backward()
             opt.step()
         sched.step()
+        durs.append(time.perf_counter() - t_epoch)
     t1, c1 = time.perf_counter(), time.process_time()
-    return t1 - t0, t1 - t_epochs, c1 - c0
+    steady = float(np.median(durs[1:])) if len(durs) > 1 else durs[0]
+    return t1 - t0, t1 - t_epochs, c1 - c0, steady, _faults() - f0, None, None
 
 
 def main(argv=None):
@@ -140,6 +170,7 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    ap.add_argument("--compile", action="store_true", help="also time fit with compile=True")
     args = ap.parse_args(argv)
     bands, args.width = (64, 26) if args.small else (256, 51)
     n_rec = args.recordings or (64 if args.small else 32)
@@ -152,28 +183,48 @@ def main(argv=None):
           f"torch {torch.__version__}, THP_MEM_ALLOC_ENABLE="
           f"{os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}")
     fit_skasc(fs[:64], y[:64], argparse.Namespace(**{**vars(args), "epochs": 1}))  # warm-up
-    res = {"skasc": [], "manual": []}
+    runs = {"skasc": lambda: fit_skasc(fs, y, args),
+            "manual": lambda: fit_manual(store, y, args, n_classes),
+            "manual malloc": lambda: fit_manual(store, y, args, n_classes, malloc=True)}
+    if args.compile:
+        runs["skasc compile"] = lambda: fit_skasc(fs, y, args, compile=True)
+    res = {k: [] for k in runs}
     load0 = os.getloadavg()
     for _ in range(args.repeat):
-        res["skasc"].append(fit_skasc(fs, y, args))
-        res["manual"].append(fit_manual(store, y, args, n_classes))
+        for k, run in runs.items():
+            res[k].append(run())
     load1 = os.getloadavg()
     samples = n * args.epochs
+    batches = args.epochs * -(-n // args.batch_size)
     print(f"load average {load0[0]:.2f} -> {load1[0]:.2f} on {os.cpu_count()} cpus; "
           f"{args.repeat} interleaved rounds")
-    print(f"{'':8s} {'fit samples/s':>14s} {'[min, max]':>16s} {'epochs samples/s':>17s} "
-          f"{'cpu ms/sample':>14s}")
+    print(f"{'':14s} {'fit samples/s':>14s} {'[min, max]':>16s} {'epochs samples/s':>17s} "
+          f"{'steady samples/s':>17s} {'cpu ms/sample':>14s} {'faults/batch':>13s}")
+    table = {}
     for k, v in res.items():
-        v = np.array(v)
+        v = np.array([r[:5] for r in v])
+        table[k] = v
         fit_sps, ep_sps = samples / v[:, 0], samples / v[:, 1]
-        print(f"{k:8s} {np.median(fit_sps):14.1f}   [{fit_sps.min():6.1f}, {fit_sps.max():6.1f}] "
-              f"{np.median(ep_sps):17.1f} {np.median(v[:, 2]) / samples * 1e3:14.2f}")
-    a, b = np.array(res["skasc"]), np.array(res["manual"])
-    for i, what in ((0, "whole fit"), (1, "epochs only"), (2, "CPU time of the fit")):
-        r = b[:, i] / a[:, i]  # samples/s ratio skasc / manual
-        print(f"ratio skasc/manual ({what}): median {np.median(r):.3f} "
-              f"(per-round range {r.min():.3f}-{r.max():.3f})")
-
+        print(f"{k:14s} {np.median(fit_sps):14.1f}   [{fit_sps.min():6.1f}, {fit_sps.max():6.1f}] "
+              f"{np.median(ep_sps):17.1f} {np.median(n / v[:, 3]):17.1f} "
+              f"{np.median(v[:, 2]) / samples * 1e3:14.2f} {np.median(v[:, 4]) / batches:13.0f}")
+    b = table["manual"]
+    for k, a in table.items():
+        if k == "manual":
+            continue
+        for i, what in ((0, "whole fit"), (1, "epochs only"), (3, "steady epoch"),
+                        (2, "CPU time of the fit")):
+            r = b[:, i] / a[:, i]  # samples/s ratio row / unchanged manual loop
+            print(f"ratio {k} / manual ({what}): median {np.median(r):.3f} "
+                  f"(per-round range {r.min():.3f}-{r.max():.3f})")
+    if "skasc compile" in res:
+        diff = max(np.abs(e[5] - c[5]).max() for e, c in zip(res["skasc"], res["skasc compile"]))
+        print(f"compile=True vs eager, max |predict_proba difference| on 64 rows after training: "
+              f"{diff:.2e} (Adam's sign-like first steps amplify float noise in near-zero "
+              "gradients: compare a step, not a whole run)")
+        loss = [(e[6], c[6]) for e, c in zip(res["skasc"], res["skasc compile"])]
+        print("first-batch training loss eager vs compile: "
+              + ", ".join(f"{a:.6f} vs {b:.6f}" for a, b in loss))
 
 if __name__ == "__main__":
     main()

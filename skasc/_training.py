@@ -12,18 +12,24 @@ exactly what an uninterrupted run draws there.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import os
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.history import History
+
+from ._featureset import CropAugmentation, FeatureSet
 
 
 def check_device(device, name="device"):
@@ -42,6 +48,45 @@ def check_device(device, name="device"):
     return parsed
 
 
+def draw_batch(features, rows, rng, store):
+    """One random training view of ``rows``, drawn as :meth:`FeatureSet.draw` does.
+
+    ``store`` is ``torch.as_tensor(features.store)``, possibly on a GPU: the
+    batch is gathered and masked on that device.  Draws the same numbers
+    from ``rng`` as ``features.draw`` (crop starts and impulse-response
+    variants, then masks, then Frequency-MixStyle) and gives the same values,
+    with one gather and one transposing copy: the masks are written in place
+    into the contiguous batch (on a strided view they cost more than the
+    copies they save).
+
+    Returns
+    -------
+    x : torch.Tensor of shape (n, 1, bands, width)
+        Contiguous, which for one channel is also channels-last.
+    starts : ndarray of int
+        The window start (store frame) drawn for each row.
+    """
+    rows = np.asarray(rows)
+    starts = features.draw_starts(rows, rng)
+    device = store.device
+    frames = torch.as_tensor(starts, device=device)[:, None] + torch.arange(features.width, device=device)
+    x = store.index_select(0, frames.reshape(-1)).view(len(rows), features.width, -1)
+    x = x.transpose(1, 2).contiguous()
+    for axis, start, width, value in features.draw_mask_plan(len(rows), rng):
+        idx = torch.arange(x.shape[axis], device=device)
+        lo = torch.as_tensor(start, device=device)[:, None]
+        m = (idx >= lo) & (idx < lo + torch.as_tensor(width, device=device)[:, None])
+        x.masked_fill_(m[:, :, None] if axis == 1 else m[:, None, :], value)
+    return features.mix_styles(x, rng).unsqueeze(1), starts
+
+
+def _mix(x, perm, lam):
+    """``lam * x + (1 - lam) * x[perm]`` (the same products and sum), in place:
+    one new batch-sized tensor instead of four."""
+    partners = x[perm].mul_(1.0 - lam)
+    return x.mul_(lam).add_(partners)
+
+
 class BatchDrawer:
     """``collate_fn`` that draws the augmented training view of a batch.
 
@@ -52,14 +97,24 @@ class BatchDrawer:
     mixup_alpha : float
         Mixup's Beta(alpha, alpha); 0 or None disables mixup.
     seed : int
+    device : str or torch.device, default="cpu"
+    teacher_outputs : TeacherOutputs, default=None
+        Cached teacher logits: the batch's target is then the pair
+        ``(labels, teacher probabilities at the temperature)`` of the drawn
+        crops, both mixed with the batch's mixup lambda and partners.
+    temperature : float, default=1.0
+        Distillation temperature (with ``teacher_outputs``).
     """
 
-    def __init__(self, features, n_classes, mixup_alpha, seed, device="cpu"):
+    def __init__(self, features, n_classes, mixup_alpha, seed, device="cpu",
+                 teacher_outputs=None, temperature=1.0):
         self.features = features
         self.n_classes = n_classes
         self.mixup_alpha = mixup_alpha
         self.seed = int(seed)
         self.device = device
+        self.teacher_outputs = teacher_outputs
+        self.temperature = float(temperature)
         # on CPU this shares the FeatureSet's memory; on a GPU the features
         # are copied there once and every batch is drawn on the device
         with warnings.catch_warnings():
@@ -72,7 +127,7 @@ class BatchDrawer:
 
     def release(self):
         """Drop the training data (kept out of pickles of the fitted model)."""
-        self.features = self.store = None
+        self.features = self.store = self.teacher_outputs = None
 
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
@@ -88,14 +143,27 @@ class BatchDrawer:
         labels = torch.as_tensor(np.fromiter((int(t) for _, t in items), np.int64, len(items)),
                                  device=self.store.device)
         rng = self.rng()
-        x = self.features.draw_tensor(rows, rng, self.store).unsqueeze(1)
+        x, starts = draw_batch(self.features, rows, rng, self.store)
         target = F.one_hot(labels, self.n_classes).to(torch.float32)
+        teacher = None
+        if self.teacher_outputs is not None:
+            # probabilities, not logits, are mixed: the soft target of a mix
+            # is then the same convex combination as its labels, and the KL
+            # term is mixup's loss for the teacher's targets
+            # keyed on the clean recordings: a window of a convolved
+            # variant gets the teacher's output of the same clean window
+            clean = self.features.source_starts(rows, starts)
+            teacher = torch.softmax(self.teacher_outputs.at(clean).to(x.device) / self.temperature, 1)
         if self.mixup_alpha:
             lam = float(rng.beta(self.mixup_alpha, self.mixup_alpha))
             perm = torch.as_tensor(rng.permutation(len(rows)), device=x.device)
-            x = lam * x + (1.0 - lam) * x[perm]
+            x = _mix(x, perm, lam)
             target = lam * target + (1.0 - lam) * target[perm]
-        return x.contiguous(memory_format=torch.channels_last), target
+            if teacher is not None:
+                teacher = lam * teacher + (1.0 - lam) * teacher[perm]
+        if teacher is not None:
+            return x, (target, teacher)
+        return x, target
 
 
 class EpochSeed(Callback):
@@ -111,26 +179,34 @@ class EpochSeed(Callback):
         self.generator.manual_seed(int(np.random.default_rng([self.drawer.seed, epoch, 2**20]).integers(2**62)))
 
 
-class CosineLR(Callback):
-    """Cosine decay from ``lr`` at the first epoch towards 0 after ``max_epochs``.
+class CosineSchedule:
+    """Cosine decay factor: 1 at epoch index 0, towards 0 after ``max_epochs``.
 
-    The rate is a closed-form function of the epoch number, set at the start
-    of every epoch, so a run resumed from a checkpoint continues on exactly
-    the same schedule (no scheduler state to restore).
+    A closed-form function of the (0-based) epoch index, for
+    :class:`torch.optim.lr_scheduler.LambdaLR`.  skorch's
+    :class:`~skorch.callbacks.LRScheduler` builds the scheduler with
+    ``last_epoch = len(history) - 1`` at the start of every ``fit``, so a
+    run resumed from a checkpoint continues on exactly the rates of an
+    uninterrupted one (there is no scheduler state to restore).  A class,
+    not a lambda, so a fitted model pickles.
     """
 
-    def __init__(self, lr, max_epochs):
-        self.lr = lr
+    def __init__(self, max_epochs):
         self.max_epochs = max_epochs
 
-    def lr_at(self, epoch):
-        return self.lr * 0.5 * (1.0 + np.cos(np.pi * (epoch - 1) / self.max_epochs))
+    def __call__(self, epoch):
+        # a Python float: a numpy one would reach the optimizer's state and
+        # make the checkpoint unreadable by torch.load(weights_only=True)
+        return 0.5 * (1.0 + float(np.cos(np.pi * epoch / self.max_epochs)))
 
-    def on_epoch_begin(self, net, **kwargs):
-        lr = float(self.lr_at(len(net.history)))
-        for group in net.optimizer_.param_groups:
-            group["lr"] = lr
-        net.history.record("lr", lr)
+
+def cosine_lr(max_epochs):
+    """skorch callback: the learning rate decays from ``lr`` to 0 over ``max_epochs``.
+
+    The rate each epoch trained with is in the history as ``event_lr``.
+    """
+    return LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR,
+                       lr_lambda=CosineSchedule(max_epochs))
 
 
 def soft_cross_entropy(logits, target):
@@ -138,13 +214,31 @@ def soft_cross_entropy(logits, target):
     return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
+class SoftTargetCrossEntropy(torch.nn.Module):
+    """:func:`soft_cross_entropy` as a module: the criterion skorch holds
+    (``net.criterion_``) and :meth:`SceneNet.get_loss` calls on the mixed
+    one-hot targets."""
+
+    def forward(self, logits, target):
+        return soft_cross_entropy(logits, target)
+
+
 def distillation_loss(student_logits, target, teacher_logits, temperature, soft_weight):
     """(1-w) CE(student, labels) + w T^2 KL(teacher_T || student_T) (Hinton et al.)."""
-    hard = soft_cross_entropy(student_logits, target)
+    teacher_log_probs = F.log_softmax(teacher_logits / temperature, dim=1)
+    return _distillation_loss(student_logits, target, teacher_log_probs, temperature, soft_weight)
+
+
+def _distillation_loss(student_logits, target, teacher_log_probs, temperature, soft_weight,
+                       hard=None):
+    """:func:`distillation_loss` from the teacher's log-probabilities at the
+    temperature (and, if given, the hard-label loss already computed)."""
+    if hard is None:
+        hard = soft_cross_entropy(student_logits, target)
     t = temperature
     soft = F.kl_div(
         F.log_softmax(student_logits / t, dim=1),
-        F.log_softmax(teacher_logits / t, dim=1),
+        teacher_log_probs,
         reduction="batchmean",
         log_target=True,
     ) * (t * t)
@@ -175,6 +269,172 @@ class FusedTeacher(torch.nn.Module):
         return torch.logsumexp(F.log_softmax(outs, dim=2), dim=0) - np.log(len(self.members))
 
 
+# -- teacher outputs computed once ----------------------------------------------
+
+
+def teacher_positions(features, step):
+    """Window starts (store frames) at which cached teacher outputs are computed.
+
+    Every row's own window, and for each :class:`CropAugmentation` every
+    ``k``-th start it can draw in each recording, ``k`` the smallest
+    multiple of the crop's own step that is at least ``step`` frames, plus
+    the last one (so every drawable start lies between two cached ones).
+    ``step=1`` caches every start the crops can draw.
+
+    Returns
+    -------
+    ndarray of int64, sorted, unique
+    """
+    parts = [features.row_start]
+    spans = np.unique(np.stack([features.rec_start, features.rec_stop], axis=1), axis=0)
+    for aug in features.augmentations:
+        if not isinstance(aug, CropAugmentation):
+            continue
+        stride = aug.step * max(1, -(-int(step) // aug.step))
+        for lo, hi in spans:
+            last = lo + aug.step * ((hi - features.width - lo) // aug.step)
+            parts += [np.arange(lo, last + 1, stride), [last]]
+    return np.unique(np.concatenate(parts).astype(np.int64))
+
+
+class TeacherOutputs:
+    """The fused teacher's logits at fixed window starts, looked up by start.
+
+    Parameters
+    ----------
+    positions : ndarray of int64, sorted
+        Window starts (store frames), from :func:`teacher_positions`.
+    logits : torch.Tensor of shape (len(positions), n_classes)
+    """
+
+    def __init__(self, positions, logits):
+        self.positions = np.asarray(positions, dtype=np.int64)
+        self.logits = logits
+
+    def at(self, starts):
+        """Logits at window ``starts``: the cached ones where cached, else
+        interpolated linearly between the two nearest cached starts."""
+        starts = np.asarray(starts, dtype=np.int64)
+        pos = self.positions
+        left = np.searchsorted(pos, starts, side="right") - 1
+        if np.any(left < 0):
+            raise RuntimeError("a drawn crop starts before every cached teacher position")
+        right = np.minimum(left + 1, len(pos) - 1)
+        exact = pos[left] == starts
+        gap = np.maximum(pos[right] - pos[left], 1)
+        w = np.where(exact, 0.0, (starts - pos[left]) / gap).astype(np.float32)
+        device = self.logits.device
+        w = torch.as_tensor(w, device=device)[:, None]
+        a = self.logits[torch.as_tensor(left, device=device)]
+        if exact.all():
+            return a
+        return torch.lerp(a, self.logits[torch.as_tensor(right, device=device)], w)
+
+    def save(self, path):
+        """Write to ``path`` atomically (a crash leaves no half file)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save({"positions": torch.as_tensor(self.positions), "logits": self.logits.cpu()}, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path, positions, n_classes, device):
+        """The outputs at ``path`` if they are for ``positions``; else None."""
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+            ok = (np.array_equal(state["positions"].numpy(), positions)
+                  and tuple(state["logits"].shape) == (len(positions), n_classes))
+        except Exception:  # unreadable: computed again and rewritten
+            return None
+        return cls(positions, state["logits"]) if ok else None
+
+
+def compute_teacher_outputs(teacher, features, positions, *, chunk=4096, verbose=0):
+    """The fitted ``teacher``'s raw scores at every window start in ``positions``.
+
+    One pass through the teacher's own inference path
+    (``teacher.predict_logits``: its device, its fast CPU kernels), in
+    chunks of ``chunk`` windows with a progress bar when ``verbose``.
+    """
+    width = features.width
+    positions = np.asarray(positions, dtype=np.int64)
+    # each position as a one-window "recording": a view of the store, no copy
+    windows = FeatureSet(features.store, positions, positions + width, positions, width)
+    starts = range(0, len(positions), chunk)
+    if verbose:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="teacher outputs", unit="chunk",
+                      total=-(-len(positions) // chunk))
+    # batches sized so one activation of the widest member is ~256 MB
+    hidden = max(getattr(m, "hidden", 1) for m in teacher._torch_modules())
+    batch = int(np.clip(2**28 // (4 * hidden * features.n_bands * width), 8, 1024))
+    out = [np.asarray(teacher.predict_logits(windows[s:s + chunk], batch_size=batch),
+                      dtype=np.float32) for s in starts]
+    return torch.from_numpy(np.concatenate(out))
+
+
+# -- the allocator ---------------------------------------------------------------
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
+_allocator_lock = threading.Lock()
+_allocator_users = 0
+
+
+def _glibc():
+    if os.name != "posix" or os.environ.get("SKASC_MALLOC_TUNING", "1") == "0":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.gnu_get_libc_version  # glibc only: musl/macOS have other tunables
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+@contextmanager
+def reuse_freed_memory(enabled=True):
+    """Keep freed memory in the process while training on the CPU (glibc only).
+
+    A training batch of 64 clips at 1x256x51 makes 60-MB activations.  glibc
+    serves every allocation above 32 MB with a fresh ``mmap`` and returns it
+    on free, so each step touches ~280,000 new pages, a third of the step's
+    CPU time (``benchmarks/bench_training.py`` prints the faults per batch
+    with and without this setting).  Inside this
+    context glibc serves them from its heap and keeps freed memory for the
+    next step (``M_MMAP_MAX=0``, a high ``M_TRIM_THRESHOLD``); on leaving,
+    the thresholds are set to the values glibc's own heuristic settles at
+    after large frees (mmap above 32 MB, trim above 64 MB) and the free
+    memory is returned (``malloc_trim``).  A no-op elsewhere, when
+    ``enabled`` is false, or when ``SKASC_MALLOC_TUNING=0`` is set in the
+    environment.  Nested and concurrent uses in threads share one setting.
+    """
+    global _allocator_users
+    libc = _glibc() if enabled else None
+    if libc is None:
+        yield
+        return
+    with _allocator_lock:
+        _allocator_users += 1
+        if _allocator_users == 1:
+            libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)  # mallopt takes an int
+            libc.mallopt(_M_MMAP_MAX, 0)
+    try:
+        yield
+    finally:
+        with _allocator_lock:
+            _allocator_users -= 1
+            if _allocator_users == 0:
+                libc.mallopt(_M_MMAP_MAX, 65536)
+                libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
+                libc.mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
+                libc.malloc_trim(0)
+
+
 # -- checkpoints -------------------------------------------------------------
 
 
@@ -199,10 +459,24 @@ def training_fingerprint(features, y, description, extra_arrays=()):
         _update(h, features.store[a:b])  # consecutive rows of a C-contiguous store
     for array in (features.rec_start, features.rec_stop, features.row_start, np.asarray(y)):
         _update(h, np.asarray(array, dtype=np.int64))
+    variants = getattr(features, "variants", None)
+    if variants is not None and variants.size:
+        # DeviceImpulseResponse's convolved copies: where they are and what they hold
+        _update(h, np.asarray(variants, dtype=np.int64))
+        r, k = np.nonzero(variants > 0)
+        off = variants[r, k]
+        copies = np.stack([features.rec_start[r] + off, features.rec_stop[r] + off], axis=1)
+        for a, b in np.unique(copies.reshape(-1, 2), axis=0):
+            _update(h, features.store[a:b])
     h.update(repr((features.width, features.n_bands, features.augmentations)).encode())
     for array in extra_arrays:
         _update(h, array)
     return h.hexdigest()
+
+
+def plain_module(module):
+    """The module itself, or the one a ``torch.compile`` wrapper compiles."""
+    return getattr(module, "_orig_mod", module)
 
 
 _CHECKPOINT_KEYS = {"format", "fingerprint", "finished", "module", "optimizer", "history"}
@@ -224,7 +498,7 @@ class EpochCheckpoint(Callback):
 
     def save(self, net, finished):
         state = dict(format=1, fingerprint=self.fingerprint, finished=bool(finished),
-                     module=net.module_.state_dict(), optimizer=net.optimizer_.state_dict(),
+                     module=plain_module(net.module_).state_dict(), optimizer=net.optimizer_.state_dict(),
                      history=json.dumps(net.history.to_list()))
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
@@ -263,7 +537,7 @@ def resume_from_checkpoint(net, path, fingerprint):
     if state["fingerprint"] != fingerprint:
         raise broken("was written for other data or parameters (its fingerprint differs)")
     try:
-        net.module_.load_state_dict(state["module"])
+        plain_module(net.module_).load_state_dict(state["module"])
         net.optimizer_.load_state_dict(state["optimizer"])
         net.history = History(json.loads(state["history"]))
     except Exception as exc:
@@ -330,13 +604,20 @@ class SceneNet(NeuralNet):
             raise exc.__cause__ from None
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        y_true = y_true.to(y_pred.device)
-        if self.teacher is None or not training:
-            loss = soft_cross_entropy(y_pred, y_true)
-        else:
-            with torch.no_grad():
-                teacher_logits = self.teacher(X.to(y_pred.device))
-            loss = distillation_loss(y_pred, y_true, teacher_logits, self.temperature, self.soft_weight)
+        # y_true is the mixed one-hot target, or with cached teacher outputs
+        # the pair (target, teacher probabilities at the temperature, mixed
+        # alike) that BatchDrawer gathered for the drawn crops
+        target, teacher_probs = y_true if isinstance(y_true, (tuple, list)) else (y_true, None)
+        loss = self.criterion_(y_pred, target.to(y_pred.device))
+        if training and (self.teacher is not None or teacher_probs is not None):
+            if teacher_probs is None:  # online: the teacher sees the very batch
+                with torch.no_grad():
+                    logits = self.teacher(X.to(y_pred.device))
+                teacher_log_probs = F.log_softmax(logits / self.temperature, dim=1)
+            else:
+                teacher_log_probs = teacher_probs.to(y_pred.device).clamp_min(1e-30).log()
+            loss = _distillation_loss(y_pred, None, teacher_log_probs, self.temperature,
+                                      self.soft_weight, hard=loss)
         # checked before the backward pass and the optimizer step, so no NaN
         # reaches the weights; the sync costs nothing extra, skorch calls
         # loss.item() on every batch anyway

@@ -27,13 +27,19 @@ from ._featureset import as_tensor_windows
 from ._inference import cached_fast_predictor
 from ._training import (
     BatchDrawer,
-    CosineLR,
     EpochCheckpoint,
     EpochSeed,
     FusedTeacher,
     SceneNet,
+    SoftTargetCrossEntropy,
+    TeacherOutputs,
     check_device,
+    compute_teacher_outputs,
+    cosine_lr,
+    plain_module,
     resume_from_checkpoint,
+    reuse_freed_memory,
+    teacher_positions,
     training_fingerprint,
 )
 from .nn import DwsCNN
@@ -101,16 +107,67 @@ class _SceneClassifierMixin:
     """Prediction and scoring shared by the three classifiers."""
 
     def predict_proba(self, X):
-        """Class probabilities of each clip, shape (n_clips, n_classes)."""
+        """Class probabilities of each clip.
+
+        Parameters
+        ----------
+        X : FeatureSet or array of shape (n_clips, bands, frames)
+
+        Returns
+        -------
+        ndarray of shape (n_clips, n_classes)
+            The softmax of :meth:`predict_logits`.
+        """
         return _softmax(self.predict_logits(X))
 
     def predict(self, X):
-        """Most probable scene of each clip."""
+        """Most probable scene of each clip.
+
+        Parameters
+        ----------
+        X : FeatureSet or array of shape (n_clips, bands, frames)
+
+        Returns
+        -------
+        ndarray of shape (n_clips,)
+            The class of the largest logit (:meth:`predict_logits`).
+        """
         logits = self.predict_logits(X)
         return self.classes_[np.argmax(logits, axis=1)]
 
+    def decision_function(self, X):
+        """Raw scores of each clip, in scikit-learn's shape.
+
+        Parameters
+        ----------
+        X : FeatureSet or array of shape (n_clips, bands, frames)
+
+        Returns
+        -------
+        ndarray of shape (n_clips, n_classes), or (n_clips,) for two classes
+            The logits (:meth:`predict_logits`).  With two classes,
+            scikit-learn's convention: the logit of ``classes_[1]`` minus that
+            of ``classes_[0]``, positive where :meth:`predict` gives
+            ``classes_[1]``.
+        """
+        logits = self.predict_logits(X)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+
     def score(self, X, y, sample_weight=None):
-        """Accuracy; labels the model never saw raise instead of counting as errors."""
+        """Accuracy; labels the model never saw raise instead of counting as errors.
+
+        Parameters
+        ----------
+        X : FeatureSet or array of shape (n_clips, bands, frames)
+        y : array-like of shape (n_clips,)
+            True scene labels, all among ``classes_``.
+        sample_weight : array-like of shape (n_clips,), default=None
+
+        Returns
+        -------
+        float
+            Fraction of clips predicted correctly (weighted).
+        """
         check_is_fitted(self)
         y = column_or_1d(y)
         unseen = np.setdiff1d(np.unique(y), self.classes_)
@@ -158,6 +215,18 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         ~15 dB) make wide networks diverge at the paper's lr of 0.01.
     device : str, default="cpu"
         Torch device, e.g. "cuda".
+    compile : bool, default=False
+        Train a ``torch.compile``-d network (skorch's ``compile=True``, one
+        graph per batch size).  The compiled training step fuses the
+        BatchNorm, ReLU and residual passes and runs faster than eager
+        (``benchmarks/bench_training.py --compile``; figures in the README),
+        after a one-off compilation of about a minute on a 2-core CPU
+        (cached on disk by torch for later processes): worth it for long
+        runs, not for a few epochs.  It needs a C++ compiler on CPU.  Each
+        step equals eager's up to floating-point noise (which Adam amplifies
+        over a run like any change of summation order); the fitted
+        ``module_`` is the plain network, and the checkpoint fingerprint
+        ignores this parameter.  Untested on GPUs.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, as ``(name, callback)`` pairs or callbacks.
     checkpoint_dir : str or path, default=None
@@ -166,7 +235,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         (one file, replaced atomically), where ``<fingerprint>`` is a digest
         of the training data (the feature frames, which rows use which
         recording and window, the attached augmentations, the labels) and of
-        the parameters (all but ``callbacks``, ``verbose``, ``device`` and
+        the parameters (all but ``callbacks``, ``verbose``, ``device``, ``compile`` and
         ``checkpoint_dir``; a student's also covers its teacher's weights).
         A ``fit`` resumes only a checkpoint with the same fingerprint and
         trains only the remaining epochs; a fit on other data or with other
@@ -218,7 +287,8 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     def __init__(
         self, hidden=18, *, linear_hidden=100, max_epochs=200, batch_size=64, lr=0.01,
         lr_schedule="cosine", weight_decay=0.0, mixup_alpha=0.5, standardize=True,
-        device="cpu", callbacks=None, checkpoint_dir=None, random_state=None, verbose=0,
+        device="cpu", compile=False, callbacks=None, checkpoint_dir=None, random_state=None,
+        verbose=0,
     ):
         self.hidden = hidden
         self.linear_hidden = linear_hidden
@@ -230,6 +300,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         self.mixup_alpha = mixup_alpha
         self.standardize = standardize
         self.device = device
+        self.compile = compile
         self.callbacks = callbacks
         self.checkpoint_dir = checkpoint_dir
         self.random_state = random_state
@@ -246,6 +317,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         "mixup_alpha": [*_NON_NEGATIVE_REAL, None],
         "standardize": ["boolean"],
         "device": [str, torch.device],
+        "compile": ["boolean"],
         "callbacks": [list, tuple, None],
         "checkpoint_dir": [str, os.PathLike, None],
         "random_state": ["random_state"],
@@ -280,6 +352,18 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
 
         Raises KeyboardInterrupt on Ctrl-C and FloatingPointError if the
         loss becomes non-finite, leaving the estimator unfitted.
+
+        Parameters
+        ----------
+        X : FeatureSet or array of shape (n_clips, bands, frames)
+            Training clips (a FeatureSet carries the crops and masks to draw).
+        y : array-like of shape (n_clips,)
+            Scene labels.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
         """
         self._check_params_beyond_table()
         try:
@@ -312,7 +396,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
                         f"{np.abs(features.store).max():.3g}): the band statistics overflow float32; "
                         "check the features' scale"
                     )
-                self.net_.module_.set_input_normalization(mean, std)
+                plain_module(self.net_.module_).set_input_normalization(mean, std)
             done = 0
             if checkpoint is not None and checkpoint[0].exists():
                 finished = resume_from_checkpoint(self.net_, *checkpoint)
@@ -321,10 +405,19 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
                     print(f"resuming from {checkpoint[0]}: {len(self.net_.history)} of "
                           f"{self.max_epochs} epochs done", flush=True)
             if done < self.max_epochs:
-                self.net_.partial_fit(rows, y_enc, epochs=self.max_epochs - done)
+                # CPU only: CUDA tensors come from torch's own caching allocator
+                with reuse_freed_memory(enabled=check_device(self.device).type == "cpu"):
+                    self._before_training(features, checkpoint)
+                    self.net_.partial_fit(rows, y_enc, epochs=self.max_epochs - done)
         self.net_.iterator_train__collate_fn.release()
+        # the network itself, not a torch.compile wrapper (which neither
+        # pickles nor runs skasc's inference paths)
+        self.net_.module_ = plain_module(self.net_.module_)
         self.module_ = self.net_.module_.eval()
         return self
+
+    def _before_training(self, features, checkpoint):
+        """Work done only when epochs remain to train (none here)."""
 
     def _fingerprint_arrays(self):
         """Arrays besides the data and parameters that a checkpoint is bound to."""
@@ -340,7 +433,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         if self.checkpoint_dir is None:
             return None
         params = {k: v for k, v in self.get_params(deep=False).items()
-                  if k not in ("callbacks", "verbose", "checkpoint_dir", "teacher", "device")}
+                  if k not in ("callbacks", "verbose", "checkpoint_dir", "teacher", "device", "compile")}
         about = dict(estimator=type(self).__name__, params=params, n_rows=len(y_enc),
                      classes=[repr(c) for c in self.classes_], input_shape=list(self.input_shape_))
         text = json.dumps(about, sort_keys=True, default=repr)
@@ -359,7 +452,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         generator = torch.Generator()
         callbacks = [("epoch_seed", EpochSeed(drawer, generator))]
         if self.lr_schedule == "cosine":
-            callbacks.append(("cosine_lr", CosineLR(self.lr, self.max_epochs)))
+            callbacks.append(("cosine_lr", cosine_lr(self.max_epochs)))
         if self.verbose >= 2:
             callbacks.append(("progress", ProgressBar()))
         callbacks += list(self.callbacks or [])
@@ -374,7 +467,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
             module__hidden=self.hidden,
             module__input_shape=features.feature_shape,
             module__linear_hidden=self.linear_hidden,
-            criterion=torch.nn.CrossEntropyLoss,  # unused: get_loss is soft CE
+            criterion=SoftTargetCrossEntropy,
             optimizer=torch.optim.Adam,
             optimizer__weight_decay=self.weight_decay,
             lr=self.lr,
@@ -387,6 +480,10 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
             dataset=Dataset,
             callbacks=callbacks,
             device=self.device,
+            compile=self.compile,
+            # one compiled graph per batch size (a full batch, the last one)
+            # rather than a dynamic-shape graph that runs slower
+            compile__dynamic=False,
             verbose=int(bool(self.verbose)),
             **distillation,
             **silence,
@@ -398,7 +495,23 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         return [self.module_]
 
     def predict_logits(self, X, batch_size=512):
-        """Logits of each clip, shape (n_clips, n_classes)."""
+        """The network's logits for each clip, one column per class.
+
+        :meth:`decision_function` gives the same scores in scikit-learn's
+        shape, which for two classes is one column; this method always
+        gives every class's logit (what distillation and export use).
+
+        Parameters
+        ----------
+        X : FeatureSet or array of shape (n_clips, bands, frames)
+        batch_size : int, default=512
+            Clips computed at a time.
+
+        Returns
+        -------
+        ndarray of shape (n_clips, n_classes)
+            Logits; their softmax is :meth:`predict_proba`.
+        """
         check_is_fitted(self, "module_")
         features = _check_features_for(self, X)
         fast = cached_fast_predictor(self, [self.module_], self.input_shape_, device=self.device)
@@ -510,7 +623,20 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=False)  # members validate their own
     def fit(self, X, y):
-        """Fit every member on ``X``, ``y``; KeyboardInterrupt leaves it unfitted."""
+        """Fit every member on ``X``, ``y``; KeyboardInterrupt leaves it unfitted.
+
+        Parameters
+        ----------
+        X : FeatureSet or array of shape (n_clips, bands, frames)
+            Training clips (a FeatureSet carries the crops and masks to draw).
+        y : array-like of shape (n_clips,)
+            Scene labels.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
         try:
             return self._fit(X, y)
         except BaseException:
@@ -541,7 +667,21 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         return [m for est in self.estimators_ for m in est._torch_modules()]
 
     def predict_logits(self, X, batch_size=512):
-        """Fused logits (log of the averaged probabilities for fusion="proba")."""
+        """Fused logits of each clip, one column per class (see
+        :meth:`decision_function` for scikit-learn's shape).
+
+        Parameters
+        ----------
+        X : FeatureSet or array of shape (n_clips, bands, frames)
+        batch_size : int, default=512
+            Clips computed at a time.
+
+        Returns
+        -------
+        ndarray of shape (n_clips, n_classes)
+            The members' averaged logits (``fusion="logits"``) or the log
+            of their averaged probabilities (``fusion="proba"``).
+        """
         check_is_fitted(self, "estimators_")
         features = _check_features_for(self, X)
         device = getattr(self.estimators_[0], "device", "cpu")
@@ -571,9 +711,27 @@ class DistilledStudent(DwsCNNClassifier):
 
     Loss per batch (Hinton et al.):
     ``(1 - soft_weight) * CE(student, labels) + soft_weight * T^2 *
-    KL(softmax(teacher / T) || softmax(student / T))`` with the labels mixed
-    by mixup and the teacher's logits computed on the very batch the student
-    sees (after crop, SpecAugment and mixup).
+    KL(p_teacher || softmax(student / T))`` with the labels mixed by mixup.
+    ``p_teacher`` is ``softmax(teacher / T)`` of the teacher's logits, which
+    are either computed once before training (``teacher_outputs="cached"``)
+    or on the very batch the student sees (``"online"``).
+
+    **Cached** (the default): the fused teacher runs once, on its own device
+    and inference path, over every window position the crops can draw (or a
+    grid of them, ``teacher_step``); each batch gathers the logits of the
+    crops it drew (interpolated linearly between grid positions), and mixup
+    mixes the teacher's probabilities with the batch's lambda, like the
+    labels.  The teacher then sees neither the SpecAugment masks,
+    Frequency-MixStyle or device impulse responses nor the mixed input (its
+    targets describe the clean crops).  With
+    ``checkpoint_dir`` the outputs are stored beside the checkpoint, under
+    the fingerprint of the data, parameters and teacher, and a resumed fit
+    reads them.  By MAC count, an online epoch with four hidden=256 teachers
+    costs about 130 plain student epochs; cached, the whole teacher cost is
+    one pass over 451 windows per 10-s recording (46 with
+    ``teacher_step=10``), as much as 45 (4.6) online epochs.  **Online**:
+    the teacher runs on every batch, after crop, SpecAugment and mixup;
+    cheaper than cached only for runs shorter than that.
 
     A teacher that is already fitted (bare or wrapped in
     :class:`sklearn.frozen.FrozenEstimator`) is used frozen and never
@@ -592,10 +750,21 @@ class DistilledStudent(DwsCNNClassifier):
     temperature : float, default=2.0
     soft_weight : float, default=0.5
         Weight of the soft (teacher) loss.
+    teacher_outputs : {"cached", "online"}, default="cached"
+        Compute the teacher's outputs once before training, or run the
+        teacher on every batch (see above).
+    teacher_step : int, default=1
+        With ``teacher_outputs="cached"``: grid, in frames, of the crop
+        positions the teacher's outputs are computed at.  1: every position a
+        crop can draw, so every batch gets the teacher's exact outputs (451
+        windows per 10-s recording, as much teacher work as about 45 online
+        epochs: worth it for long runs such as the paper's 600 epochs); 10:
+        every 200 ms at the paper's hop, a tenth of the pass, with the
+        outputs between grid positions interpolated (for short runs).
     max_epochs : int, default=600
         The paper trains the student 600 epochs.
     hidden, linear_hidden, batch_size, lr, lr_schedule, weight_decay, mixup_alpha,
-    standardize, device, callbacks, checkpoint_dir, random_state, verbose
+    standardize, device, compile, callbacks, checkpoint_dir, random_state, verbose
         As in :class:`DwsCNNClassifier`.
 
     Attributes
@@ -623,23 +792,29 @@ class DistilledStudent(DwsCNNClassifier):
         "teacher": [HasMethods(["fit", "predict"]), None],
         "temperature": _POSITIVE_REAL,
         "soft_weight": [Interval(Real, 0, 1, closed="both")],
+        "teacher_outputs": [StrOptions({"cached", "online"})],
+        "teacher_step": _POSITIVE_INT,
     }
 
     def __init__(
         self, teacher=None, *, hidden=18, temperature=2.0, soft_weight=0.5,
+        teacher_outputs="cached", teacher_step=1,
         linear_hidden=100, max_epochs=600, batch_size=64, lr=0.01, lr_schedule="cosine",
-        weight_decay=0.0, mixup_alpha=0.5, standardize=True, device="cpu", callbacks=None,
-        checkpoint_dir=None, random_state=None, verbose=0,
+        weight_decay=0.0, mixup_alpha=0.5, standardize=True, device="cpu", compile=False,
+        callbacks=None, checkpoint_dir=None, random_state=None, verbose=0,
     ):
         super().__init__(
             hidden=hidden, linear_hidden=linear_hidden, max_epochs=max_epochs,
             batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay,
-            mixup_alpha=mixup_alpha, standardize=standardize, device=device, callbacks=callbacks,
-            checkpoint_dir=checkpoint_dir, random_state=random_state, verbose=verbose,
+            mixup_alpha=mixup_alpha, standardize=standardize, device=device, compile=compile,
+            callbacks=callbacks, checkpoint_dir=checkpoint_dir, random_state=random_state,
+            verbose=verbose,
         )
         self.teacher = teacher
         self.temperature = temperature
         self.soft_weight = soft_weight
+        self.teacher_outputs = teacher_outputs
+        self.teacher_step = teacher_step
 
     def __sklearn_clone__(self):
         # A fitted teacher is frozen: keep it (like FrozenEstimator) instead
@@ -658,6 +833,18 @@ class DistilledStudent(DwsCNNClassifier):
 
         Raises KeyboardInterrupt on Ctrl-C and FloatingPointError if the
         loss becomes non-finite, leaving the student unfitted.
+
+        Parameters
+        ----------
+        X : FeatureSet or array of shape (n_clips, bands, frames)
+            Training clips (a FeatureSet carries the crops and masks to draw).
+        y : array-like of shape (n_clips,)
+            Scene labels.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
         """
         self._check_params_beyond_table()
         try:
@@ -703,10 +890,31 @@ class DistilledStudent(DwsCNNClassifier):
         return arrays
 
     def _distillation(self):
-        # copies: moving them to the student's device leaves the teacher as it is
-        modules = [copy.deepcopy(m).to(self.device) for m in self.teacher_._torch_modules()]
-        return dict(
-            teacher=FusedTeacher(modules, getattr(self.teacher_, "fusion", "logits")),
-            temperature=float(self.temperature),
-            soft_weight=float(self.soft_weight),
-        )
+        teacher = None
+        if self.teacher_outputs == "online":
+            # copies: moving them to the student's device leaves the teacher as it is
+            modules = [copy.deepcopy(m).to(self.device) for m in self.teacher_._torch_modules()]
+            teacher = FusedTeacher(modules, getattr(self.teacher_, "fusion", "logits"))
+        return dict(teacher=teacher, temperature=float(self.temperature),
+                    soft_weight=float(self.soft_weight))
+
+    def _before_training(self, features, checkpoint):
+        if self.teacher_outputs != "cached":
+            return
+        positions = teacher_positions(features, self.teacher_step)
+        # beside the checkpoint, whose folder is named by the fingerprint of
+        # the data, the parameters and the teacher's weights: never stale
+        path = None if checkpoint is None else checkpoint[0].with_name("teacher_outputs.pt")
+        cached = None
+        if path is not None and path.exists():
+            cached = TeacherOutputs.load(path, positions, len(self.classes_), self.device)
+        if cached is None:
+            if self.verbose:
+                print(f"[skasc] teacher outputs at {len(positions):,} window positions "
+                      f"(once, on the teacher's device)", flush=True)
+            logits = compute_teacher_outputs(self.teacher_, features, positions, verbose=self.verbose)
+            cached = TeacherOutputs(positions, logits.to(self.device))
+            if path is not None:
+                cached.save(path)
+        drawer = self.net_.iterator_train__collate_fn
+        drawer.teacher_outputs, drawer.temperature = cached, float(self.temperature)

@@ -80,6 +80,12 @@ def _parser():
     rep.add_argument("--student-epochs", type=positive)
     rep.add_argument("--teacher-hidden", type=positive)
     rep.add_argument("--n-teachers", type=positive)
+    rep.add_argument("--teacher-outputs", choices=["cached", "online"],
+                     help="the distilled student learns from the teachers' outputs computed once "
+                          "(cached, the default) or from the teachers run on every batch (online)")
+    rep.add_argument("--compile", action="store_true",
+                     help="train the students with torch.compile (about a minute to compile; "
+                          "faster epochs after)")
     rep.add_argument("--seed", type=_int_at_least(0), default=0)
     rep.add_argument("--n-jobs", type=_n_jobs, default=None, help="feature-extraction workers (-1: all CPUs)")
     rep.add_argument("-q", "--quiet", action="store_true")
@@ -97,12 +103,13 @@ def main(argv=None):
         base = {"paper": PAPER, "demo": DEMO}.get(args.schedule) or (PAPER if args.data_root else DEMO)
         schedule = replace_schedule(base, teacher_epochs=args.teacher_epochs,
                                     student_epochs=args.student_epochs,
-                                    teacher_hidden=args.teacher_hidden, n_teachers=args.n_teachers)
+                                    teacher_hidden=args.teacher_hidden, n_teachers=args.n_teachers,
+                                    teacher_outputs=args.teacher_outputs)
         verbose = 0 if args.quiet else (2 if args.verbose else 1)
         try:
             reproduce(args.data_root, args.out_dir, schedule=schedule, device=args.device,
                       random_state=args.seed, n_jobs=args.n_jobs, verbose=verbose,
-                      overwrite=args.overwrite)
+                      overwrite=args.overwrite, compile=args.compile)
         except KeyboardInterrupt:
             print("\nskasc: interrupted; rerun the same command to resume from the last finished epoch",
                   file=sys.stderr, flush=True)

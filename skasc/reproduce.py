@@ -52,13 +52,21 @@ class Schedule:
     lr: float = 0.01
     temperature: float = 2.0
     soft_weight: float = 0.5
+    #: the distilled student's ``teacher_outputs``: "cached" (the teachers'
+    #: outputs computed once) or "online" (the teachers run on every batch)
+    teacher_outputs: str = "cached"
+    #: with cached outputs, the grid (frames) of crop positions they are computed at
+    teacher_step: int = 1
 
     def __post_init__(self):
         for name in ("teacher_hidden", "n_teachers", "teacher_epochs", "student_hidden",
-                     "student_epochs", "batch_size"):
+                     "student_epochs", "batch_size", "teacher_step"):
             value = getattr(self, name)
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Schedule.{name} must be an integer >= 1, got {value!r}")
+        if self.teacher_outputs not in ("cached", "online"):
+            raise ValueError(f"Schedule.teacher_outputs must be 'cached' or 'online', "
+                             f"got {self.teacher_outputs!r}")
 
     def key(self, *extra, fields=None):
         """Short digest of the named fields (all by default) and ``extra``."""
@@ -72,18 +80,32 @@ class Schedule:
 #: hidden=18 student 600 epochs, Adam lr 0.01, batch 64.
 PAPER = Schedule("paper")
 
-#: Scaled down to finish in minutes on a 2-core CPU: 64x26 log-mel (40-ms
-#: hop), narrower teachers, few epochs.  The method is the paper's; only the
-#: sizes and epoch counts are smaller.
+#: The paper's features and student, the rest scaled down to finish in under
+#: 10 minutes on a 2-core CPU: 256x51 log-mel (20-ms hop) with the paper's
+#: SpecAugment, the paper's hidden=18 student (31,260 parameters, 29,591,778
+#: MACs), but two hidden=20 teachers and few epochs for everyone.  The
+#: distilled student learns from the teachers' outputs computed once
+#: (``DistilledStudent(teacher_outputs="cached")``), on a 10-frame grid of
+#: crop positions: with 5 epochs, a pass over every position would cost more
+#: teacher work than running the teachers on every batch.
 DEMO = Schedule(
     "demo",
-    logmel=dict(n_mels=64, n_fft=2048, win_length=1764, hop_length=1764),
-    spec_augment=dict(freq_mask_width=4, time_mask_width=3),
-    teacher_hidden=32,
-    n_teachers=4,
+    teacher_hidden=20,
+    n_teachers=2,
     teacher_epochs=10,
-    student_epochs=15,
+    student_epochs=5,
+    teacher_step=10,
 )
+
+
+def _scaled_down(schedule):
+    """What ``schedule`` trains smaller or shorter than :data:`PAPER`, as text."""
+    changed = [f"{name} {getattr(schedule, name)} (paper: {getattr(PAPER, name)})"
+               for name in ("n_teachers", "teacher_hidden", "teacher_epochs", "student_hidden",
+                            "student_epochs") if getattr(schedule, name) != getattr(PAPER, name)]
+    if schedule.logmel != PAPER.logmel:
+        changed.append(f"log-mel {schedule.logmel} (paper: 256 bands x 51 frames)")
+    return "; ".join(changed)
 
 
 def _log(verbose, *msg):
@@ -116,7 +138,7 @@ def _train_or_load(path, make, features, y, verbose, label):
 
 
 def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="cpu",
-              random_state=0, n_jobs=None, verbose=1, overwrite=False):
+              random_state=0, n_jobs=None, verbose=1, overwrite=False, compile=False):
     """Run the paper's recipe and write its Table 2 and per-device results.
 
     Parameters
@@ -139,6 +161,10 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
         Passed to :func:`~skasc.datasets.make_tau22` when the replica is
         generated (``data_root=None``): rewrite ``out_dir/tau22-replica`` if
         it was made with other parameters or is incomplete.
+    compile : bool, default=False
+        Train the students with ``compile=True`` (see
+        :class:`~skasc.DwsCNNClassifier`): faster per epoch after a one-off
+        compilation of about a minute, worth it for long schedules.
 
     Raises
     ------
@@ -159,12 +185,15 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
         root = make_tau22(out / "tau22-replica", random_state=random_state, overwrite=overwrite)
         schedule = schedule or DEMO
         _log(verbose, f"[skasc] built-in generated TAU22 replica at {root}; "
-                      f"schedule '{schedule.name}' (scaled down from the paper's to run in minutes "
-                      "on a CPU; pass --data-root for the real data and the paper's schedule)")
+                      f"schedule '{schedule.name}' (pass --data-root for the real data and the "
+                      "paper's schedule)")
     else:
         root = Path(data_root)
         schedule = schedule or PAPER
         _log(verbose, f"[skasc] TAU22 at {root}; schedule '{schedule.name}'")
+    scaled = _scaled_down(schedule)
+    if scaled:
+        _log(verbose, f"[skasc] scaled down from the paper: {scaled}")
     train, test = load_tau22(root, "train"), load_tau22(root, "evaluate")
     _log(verbose, f"[skasc] {len(train.X)} training clips, {len(test.X)} evaluation clips")
 
@@ -181,6 +210,7 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
     key = schedule.key(str(root), random_state)
     common = dict(batch_size=schedule.batch_size, lr=schedule.lr, device=device,
                   verbose=max(0, verbose - 1))
+    students = dict(common, compile=compile)
 
     teachers = []
     for k in range(schedule.n_teachers):
@@ -197,14 +227,15 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
         out / "models" / f"student-kd-{key}.joblib",
         lambda: DistilledStudent(ensemble, hidden=schedule.student_hidden, max_epochs=schedule.student_epochs,
                                  temperature=schedule.temperature, soft_weight=schedule.soft_weight,
-                                 random_state=random_state,
-                                 checkpoint_dir=out / "checkpoints" / f"student-kd-{key}", **common),
+                                 teacher_outputs=schedule.teacher_outputs,
+                                 teacher_step=schedule.teacher_step, random_state=random_state,
+                                 checkpoint_dir=out / "checkpoints" / f"student-kd-{key}", **students),
         features, train.y, verbose, "student with KD")
     plain = _train_or_load(
         out / "models" / f"student-plain-{key}.joblib",
         lambda: DwsCNNClassifier(hidden=schedule.student_hidden, max_epochs=schedule.student_epochs,
                                  random_state=random_state,
-                                 checkpoint_dir=out / "checkpoints" / f"student-plain-{key}", **common),
+                                 checkpoint_dir=out / "checkpoints" / f"student-plain-{key}", **students),
         features, train.y, verbose, "student without KD")
 
     models = [(f"Teacher{k + 1}", t) for k, t in enumerate(teachers)]
@@ -222,10 +253,12 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
             kd_pred = pred
     table = _table2(rows)
     _log(verbose, "\n" + table)
+    if scaled:
+        _log(verbose, f"(scaled down from the paper: {scaled})")
     for name in ("Student w/o KD", "Student (KD)"):
         _log(verbose, f"\n{name}: per device and class\n" + format_device_report(reports[name]))
 
-    results = dict(schedule=asdict(schedule), data_root=str(root), device=device,
+    results = dict(schedule=asdict(schedule), scaled_down=scaled, data_root=str(root), device=device,
                    table2=rows, reports=reports, chance=1.0 / len(student.classes_))
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "table2.md").write_text(_table2(rows, markdown=True) + "\n")

@@ -60,11 +60,114 @@ def test_paper_recipe_defaults_and_decaying_lr():
     assert DistilledStudent().max_epochs == 600
     X, y = _toy()
     fitted = _net().fit(X, y)
-    lrs = fitted.net_.history[:, "lr"] if "lr" in fitted.net_.history[0] else None
     opt_lr = fitted.net_.optimizer_.param_groups[0]["lr"]
     assert isinstance(fitted.net_.optimizer_, torch.optim.Adam)
     assert opt_lr < 0.01 * 0.1  # cosine decay brings it near zero by the end
-    assert lrs is None or lrs[0] > lrs[-1]
+    # skorch's LRScheduler with the closed-form cosine: the rate of each epoch
+    np.testing.assert_allclose(fitted.net_.history[:, "event_lr"],
+                               0.01 * 0.5 * (1 + np.cos(np.pi * np.arange(8) / 8)), rtol=1e-12)
+    assert "event_lr" not in _net(lr_schedule=None, max_epochs=1).fit(X, y).net_.history[0]
+
+
+def test_criterion_is_soft_target_cross_entropy():
+    X, y = _toy()
+    net = _net(max_epochs=1).fit(X, y).net_
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 3, generator=g)
+    soft = torch.softmax(torch.randn(5, 3, generator=g), 1)
+    torch.testing.assert_close(net.criterion_(logits, soft), F.cross_entropy(logits, soft))
+
+
+def test_decision_function_gives_the_raw_scores_behind_predict_and_predict_proba():
+    X, y = _toy()
+    members = [_net(hidden=4, max_epochs=3, random_state=s) for s in range(2)]
+    fitted = [_net(max_epochs=3).fit(X, y), EnsembleTeacher(members).fit(X, y),
+              EnsembleTeacher(members, fusion="proba").fit(X, y)]
+    fitted.append(DistilledStudent(fitted[0], hidden=4, max_epochs=2, random_state=0).fit(X, y))
+    for est in fitted:
+        scores = est.decision_function(X)
+        assert scores.shape == (len(X), 3)
+        np.testing.assert_array_equal(est.predict_logits(X), scores)
+        np.testing.assert_array_equal(est.predict(X), est.classes_[scores.argmax(1)])
+        np.testing.assert_allclose(est.predict_proba(X), torch.softmax(torch.as_tensor(scores), 1).numpy(),
+                                   rtol=1e-6)
+    # fusion="proba": the log of the members' averaged probabilities
+    proba = np.mean([m.predict_proba(X) for m in fitted[2].estimators_], axis=0)
+    np.testing.assert_allclose(fitted[2].decision_function(X), np.log(proba), atol=1e-5)
+    # the members' averaged logits
+    logits = np.mean([m.decision_function(X) for m in fitted[1].estimators_], axis=0)
+    np.testing.assert_allclose(fitted[1].decision_function(X), logits, atol=1e-5)
+
+
+def test_binary_decision_function_is_one_column_in_scikit_learns_convention():
+    X, y = _toy(labels=("bus", "park"))
+    for est in (_net(max_epochs=3).fit(X, y),
+                EnsembleTeacher([_net(hidden=4, max_epochs=2, random_state=s) for s in range(2)]).fit(X, y)):
+        logits = est.predict_logits(X)
+        assert logits.shape == (len(X), 2)  # every class's logit
+        scores = est.decision_function(X)
+        np.testing.assert_array_equal(scores, logits[:, 1] - logits[:, 0])
+        np.testing.assert_array_equal(est.predict(X), est.classes_[(scores > 0).astype(int)])
+        assert set(est.predict(X)) == {"bus", "park"}
+
+
+def test_compile_trains_a_compiled_step_and_leaves_the_plain_network(monkeypatch, tmp_path):
+    # the "eager" backend runs TorchDynamo's capture without C++ code generation (seconds, not a minute)
+    real_compile = torch.compile
+    compiled = []
+
+    def compile_eager(module, **kw):
+        compiled.append(kw)
+        return real_compile(module, **{**kw, "backend": "eager"})
+
+    monkeypatch.setattr(torch, "compile", compile_eager)
+    X, y = _toy()
+    eager = _net(max_epochs=2, checkpoint_dir=tmp_path).fit(X, y)
+    comp = _net(max_epochs=2, compile=True, checkpoint_dir=tmp_path).fit(X, y)
+    assert compiled and compiled[0]["dynamic"] is False
+    assert type(comp.module_).__name__ == "DwsCNN" and type(comp.net_.module_).__name__ == "DwsCNN"
+    np.testing.assert_allclose(comp.predict_proba(X), eager.predict_proba(X), atol=1e-5)
+    # compile is not part of the fingerprint: the compiled fit found the eager one's finished checkpoint
+    assert len(list(tmp_path.glob("*/checkpoint.pt"))) == 1
+    pickle.loads(pickle.dumps(comp))
+
+
+def test_fit_trains_with_freed_memory_kept_on_cpu(monkeypatch):
+    import skasc._training as tr
+
+    if tr._glibc() is None:
+        pytest.skip("glibc only")
+    seen = []
+    original = tr.SceneNet.train_step
+
+    def train_step(self, *args, **kwargs):
+        seen.append(tr._allocator_users)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(tr.SceneNet, "train_step", train_step)
+    X, y = _toy()
+    _net(max_epochs=1).fit(X, y)
+    assert seen and all(n == 1 for n in seen)
+    assert tr._allocator_users == 0
+
+
+def test_reuse_freed_memory_stops_page_faults_of_large_batches():
+    import resource
+
+    import skasc._training as tr
+
+    if tr._glibc() is None:
+        pytest.skip("glibc only")
+
+    def faults_of_second_allocation():
+        torch.ones(16 * 2**20).sum()  # 64 MB, freed
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        torch.ones(16 * 2**20).sum()
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    assert faults_of_second_allocation() > 10_000  # 16,384 4-kB pages mapped afresh
+    with tr.reuse_freed_memory():
+        assert faults_of_second_allocation() < 1_000
 
 
 def test_same_seed_same_predictions_different_seed_differs():
@@ -140,7 +243,8 @@ def test_teacher_sees_the_batch_the_student_sees():
     X, y = _toy()
     teacher = _net(hidden=8).fit(X, y)
     F_ = FeatureSet.from_array(X)
-    student = DistilledStudent(teacher, hidden=4, max_epochs=2, batch_size=20, random_state=0)
+    student = DistilledStudent(teacher, hidden=4, max_epochs=2, batch_size=20, random_state=0,
+                               teacher_outputs="online")
     seen = {"student": [], "teacher": []}
 
     pipe = Pipeline([("crop", RandomCrop()), ("specaug", SpecAugment(2, 2)), ("clf", student)])

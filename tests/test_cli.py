@@ -35,3 +35,30 @@ def test_reproduce_writes_table2_and_resumes(tau22_root, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("already trained") == 4  # 2 teachers + 2 students loaded, not retrained
     assert json.loads((out / "results.json").read_text())["table2"] == results["table2"]
+
+
+def test_default_run_trains_the_papers_student_and_says_what_is_scaled_down():
+    from skasc import complexity_report
+    from skasc.nn import DwsCNN
+    from skasc.preprocessing import LogMel
+    from skasc.reproduce import DEMO, PAPER, _scaled_down
+
+    # the paper's features (256 bands x 51 frames) and student
+    assert DEMO.logmel == PAPER.logmel == {} and DEMO.spec_augment == PAPER.spec_augment
+    assert LogMel().n_mels == 256 and DEMO.student_hidden == 18
+    report = complexity_report(DwsCNN(hidden=DEMO.student_hidden, input_shape=(1, 256, 51)))
+    assert (report.total_params, report.total_macs) == (31_260, 29_591_778)
+    assert (DEMO.teacher_outputs, DEMO.teacher_step, PAPER.teacher_step) == ("cached", 10, 1)
+    assert _scaled_down(DEMO) == ("n_teachers 2 (paper: 4); teacher_hidden 20 (paper: 256); "
+                                  "teacher_epochs 10 (paper: 200); student_epochs 5 (paper: 600)")
+    assert _scaled_down(PAPER) == ""
+
+
+def test_cli_passes_teacher_outputs_and_compile(monkeypatch, tmp_path):
+    from skasc import cli
+
+    calls = []
+    monkeypatch.setattr(cli, "reproduce", lambda *a, **k: calls.append(k))
+    cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--teacher-outputs", "online", "--compile"])
+    cli.main(["reproduce", "--out-dir", str(tmp_path / "o")])
+    assert [(c["schedule"].teacher_outputs, c["compile"]) for c in calls] == [("online", True), ("cached", False)]

@@ -151,9 +151,6 @@ class _Recorder(Callback):
             self.batches.append(batch[0][:, 0].clone().numpy())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "skasc._training.draw_batch gathers and masks the batch itself and does not yet call "
-    "FeatureSet.mix_styles(x, rng) after the masks; remove this mark once it does"))
 def test_classifier_trains_on_restyled_batches():
     X = _features(n=16)
     y = np.array(["bus", "park"] * 8)
