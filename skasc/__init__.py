@@ -15,6 +15,7 @@ from ._featureset import (
 )
 from .classifiers import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
 from .complexity import complexity_report
+from .device_specific import DeviceSpecificClassifier
 from .export import OnnxClassifier, export_onnx
 from .preprocessing import (
     DeviceImpulseResponse,
@@ -32,6 +33,7 @@ __all__ = [
     "AudioSet",
     "CropAugmentation",
     "DeviceImpulseResponse",
+    "DeviceSpecificClassifier",
     "DistilledStudent",
     "DwsCNNClassifier",
     "EnsembleTeacher",

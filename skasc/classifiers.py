@@ -229,6 +229,15 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         ignores this parameter.  Untested on GPUs.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, as ``(name, callback)`` pairs or callbacks.
+    warm_start : bool, default=False
+        If True and the classifier is already fitted, ``fit`` continues from
+        the fitted network's weights (and its input standardisation) instead
+        of a new initialisation: a fine-tuning run of ``max_epochs`` epochs
+        with its own optimizer and learning-rate schedule, on the new data
+        (scikit-learn's meaning of ``warm_start``).  The classes and input
+        shape must be the fitted ones.  A checkpoint of such a run is bound
+        to the starting weights too.  Used by
+        :class:`~skasc.device_specific.DeviceSpecificClassifier`.
     checkpoint_dir : str or path, default=None
         If set, the network, optimizer and history are saved after every
         finished epoch in ``checkpoint_dir/<fingerprint>/checkpoint.pt``
@@ -287,8 +296,8 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     def __init__(
         self, hidden=18, *, linear_hidden=100, max_epochs=200, batch_size=64, lr=0.01,
         lr_schedule="cosine", weight_decay=0.0, mixup_alpha=0.5, standardize=True,
-        device="cpu", compile=False, callbacks=None, checkpoint_dir=None, random_state=None,
-        verbose=0,
+        device="cpu", compile=False, callbacks=None, warm_start=False, checkpoint_dir=None,
+        random_state=None, verbose=0,
     ):
         self.hidden = hidden
         self.linear_hidden = linear_hidden
@@ -302,6 +311,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         self.device = device
         self.compile = compile
         self.callbacks = callbacks
+        self.warm_start = warm_start
         self.checkpoint_dir = checkpoint_dir
         self.random_state = random_state
         self.verbose = verbose
@@ -319,6 +329,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         "device": [str, torch.device],
         "compile": ["boolean"],
         "callbacks": [list, tuple, None],
+        "warm_start": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -374,14 +385,16 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y):
         features, y = _check_targets(self, X, y)
-        self._encoder = LabelEncoder().fit(y)
-        self.classes_ = self._encoder.classes_
+        start = self._warm_start_weights(features, y)
+        if start is None:  # a fine-tuning run keeps the fitted classes (y may hold fewer)
+            self._encoder = LabelEncoder().fit(y)
+            self.classes_ = self._encoder.classes_
         y_enc = self._encoder.transform(y).astype(np.int64)
         self.input_shape_ = features.feature_shape
         self.n_features_in_ = features.shape[1]
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         distillation = self._distillation()
-        checkpoint = self._checkpoint_place(features, y_enc)
+        checkpoint = self._checkpoint_place(features, y_enc, start)
         rows = np.arange(len(features))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -397,6 +410,8 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
                         "check the features' scale"
                     )
                 plain_module(self.net_.module_).set_input_normalization(mean, std)
+            if start is not None:  # fine-tuning: the fitted weights and standardisation
+                plain_module(self.net_.module_).load_state_dict(start)
             done = 0
             if checkpoint is not None and checkpoint[0].exists():
                 finished = resume_from_checkpoint(self.net_, *checkpoint)
@@ -419,11 +434,26 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     def _before_training(self, features, checkpoint):
         """Work done only when epochs remain to train (none here)."""
 
+    def _warm_start_weights(self, features, y):
+        """The fitted network's state to continue from, or None (a new initialisation)."""
+        if not (self.warm_start and hasattr(self, "module_")):
+            return None
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(
+                f"warm_start=True continues the fitted network, whose classes are "
+                f"{self.classes_.tolist()}, but y has other classes too: {unknown.tolist()}")
+        if features.feature_shape != self.input_shape_:
+            raise ValueError(
+                f"warm_start=True continues the fitted network, whose input shape is "
+                f"{self.input_shape_}, but X has {features.feature_shape}")
+        return {k: v.detach().clone() for k, v in plain_module(self.module_).state_dict().items()}
+
     def _fingerprint_arrays(self):
         """Arrays besides the data and parameters that a checkpoint is bound to."""
         return ()
 
-    def _checkpoint_place(self, features, y_enc):
+    def _checkpoint_place(self, features, y_enc, start=None):
         """(path of the checkpoint file, fingerprint) of this fit, or None.
 
         The file lives in a subfolder of checkpoint_dir named after the
@@ -437,7 +467,10 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         about = dict(estimator=type(self).__name__, params=params, n_rows=len(y_enc),
                      classes=[repr(c) for c in self.classes_], input_shape=list(self.input_shape_))
         text = json.dumps(about, sort_keys=True, default=repr)
-        digest = training_fingerprint(features, y_enc, text, self._fingerprint_arrays())
+        arrays = list(self._fingerprint_arrays())
+        if start is not None:  # a fine-tuning run is bound to the weights it starts from
+            arrays += [t.detach().cpu().reshape(-1).view(torch.uint8).numpy() for t in start.values()]
+        digest = training_fingerprint(features, y_enc, text, arrays)
         folder = Path(self.checkpoint_dir) / digest
         folder.mkdir(parents=True, exist_ok=True)
         about_file = folder / "about.json"  # for people looking for a run's folder
@@ -801,14 +834,14 @@ class DistilledStudent(DwsCNNClassifier):
         teacher_outputs="cached", teacher_step=1,
         linear_hidden=100, max_epochs=600, batch_size=64, lr=0.01, lr_schedule="cosine",
         weight_decay=0.0, mixup_alpha=0.5, standardize=True, device="cpu", compile=False,
-        callbacks=None, checkpoint_dir=None, random_state=None, verbose=0,
+        callbacks=None, warm_start=False, checkpoint_dir=None, random_state=None, verbose=0,
     ):
         super().__init__(
             hidden=hidden, linear_hidden=linear_hidden, max_epochs=max_epochs,
             batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay,
             mixup_alpha=mixup_alpha, standardize=standardize, device=device, compile=compile,
-            callbacks=callbacks, checkpoint_dir=checkpoint_dir, random_state=random_state,
-            verbose=verbose,
+            callbacks=callbacks, warm_start=warm_start, checkpoint_dir=checkpoint_dir,
+            random_state=random_state, verbose=verbose,
         )
         self.teacher = teacher
         self.temperature = temperature
@@ -868,6 +901,9 @@ class DistilledStudent(DwsCNNClassifier):
         y_arr = column_or_1d(y) if y is not None else y
         if y_arr is not None:
             classes = np.unique(y_arr)
+            fine_tuning = self.warm_start and hasattr(self, "module_")
+            if fine_tuning:  # y may hold a subset of the classes (see warm_start)
+                classes = np.asarray(self.classes_)
             if len(classes) != len(self.teacher_.classes_) or np.any(classes != self.teacher_.classes_):
                 raise ValueError(
                     f"the teacher was fitted on classes {self.teacher_.classes_.tolist()}, but y "
