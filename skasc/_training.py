@@ -30,6 +30,8 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.history import History
 
 from ._featureset import CropAugmentation, FeatureSet
+from ._networks import held_networks
+from ._ops import FusedNetworks
 
 
 def check_device(device, name="device"):
@@ -245,28 +247,21 @@ def _distillation_loss(student_logits, target, teacher_log_probs, temperature, s
     return (1.0 - soft_weight) * hard + soft_weight * soft
 
 
-class FusedTeacher(torch.nn.Module):
-    """Frozen teacher networks whose logits are fused by averaging.
+class FusedTeacher(FusedNetworks):
+    """Frozen teacher networks, their logits fused by :func:`skasc._ops.fuse_logits`.
 
     ``fusion="logits"`` averages logits; ``"proba"`` averages probabilities
-    and returns their log (logits of the averaged distribution).
+    and returns their log (logits of the averaged distribution).  No
+    gradients, and never out of eval mode.
     """
 
     def __init__(self, modules, fusion="logits"):
-        super().__init__()
-        self.members = torch.nn.ModuleList(modules)
-        self.fusion = fusion
+        super().__init__(modules, fusion)
         self.requires_grad_(False)
         self.eval()
 
     def train(self, mode=True):  # a teacher never leaves eval mode
         return super().train(False)
-
-    def forward(self, x):
-        outs = torch.stack([m(x) for m in self.members])
-        if self.fusion == "logits":
-            return outs.mean(0)
-        return torch.logsumexp(F.log_softmax(outs, dim=2), dim=0) - np.log(len(self.members))
 
 
 # -- teacher outputs computed once ----------------------------------------------
@@ -371,7 +366,7 @@ def compute_teacher_outputs(teacher, features, positions, *, chunk=4096, verbose
         starts = tqdm(starts, desc="teacher outputs", unit="chunk",
                       total=-(-len(positions) // chunk))
     # batches sized so one activation of the widest member is ~256 MB
-    hidden = max(getattr(m, "hidden", 1) for m in teacher._torch_modules())
+    hidden = max(getattr(m, "hidden", 1) for m in held_networks(teacher).modules)
     batch = int(np.clip(2**28 // (4 * hidden * features.n_bands * width), 8, 1024))
     out = [np.asarray(teacher.predict_logits(windows[s:s + chunk], batch_size=batch),
                       dtype=np.float32) for s in starts]

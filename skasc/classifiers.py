@@ -25,6 +25,8 @@ from skorch.dataset import Dataset
 
 from ._featureset import as_tensor_windows
 from ._inference import cached_fast_predictor
+from ._networks import held_networks
+from ._ops import softmax
 from ._training import (
     BatchDrawer,
     EpochCheckpoint,
@@ -42,6 +44,7 @@ from ._training import (
     teacher_positions,
     training_fingerprint,
 )
+from ._validation import check_known_labels
 from .nn import DwsCNN
 from .preprocessing import as_feature_set
 
@@ -78,10 +81,6 @@ def _check_features_for(est, X):
     return features
 
 
-def _softmax(logits):
-    return torch.softmax(torch.as_tensor(logits), dim=1).numpy()
-
-
 def _forget_fit(est):
     """Drop every fitted attribute: a fit that did not finish leaves no model."""
     for name in [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]:
@@ -89,9 +88,9 @@ def _forget_fit(est):
 
 
 def _is_skasc_classifier(est):
-    # the network interface every skasc classifier has (FrozenEstimator
-    # forwards attribute access to the estimator it wraps)
-    return hasattr(est, "_torch_modules")
+    if isinstance(est, FrozenEstimator):
+        est = est.estimator
+    return isinstance(est, (DwsCNNClassifier, EnsembleTeacher))
 
 
 _SKASC_CLASSIFIERS = ("skasc classifiers (DwsCNNClassifier, EnsembleTeacher, DistilledStudent; "
@@ -118,7 +117,7 @@ class _SceneClassifierMixin:
         ndarray of shape (n_clips, n_classes)
             The softmax of :meth:`predict_logits`.
         """
-        return _softmax(self.predict_logits(X))
+        return softmax(self.predict_logits(X))
 
     def predict(self, X):
         """Most probable scene of each clip.
@@ -170,12 +169,7 @@ class _SceneClassifierMixin:
         """
         check_is_fitted(self)
         y = column_or_1d(y)
-        unseen = np.setdiff1d(np.unique(y), self.classes_)
-        if len(unseen):
-            raise ValueError(
-                f"y contains labels the model was not fitted on: {unseen.tolist()}; "
-                f"known classes are {self.classes_.tolist()}"
-            )
+        check_known_labels(y, self.classes_)
         return super().score(X, y, sample_weight=sample_weight)
 
 
@@ -523,10 +517,6 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         )
 
     # -- inference ------------------------------------------------------
-    def _torch_modules(self):
-        check_is_fitted(self, "module_")
-        return [self.module_]
-
     def predict_logits(self, X, batch_size=512):
         """The network's logits for each clip, one column per class.
 
@@ -695,10 +685,6 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         self.input_shape_ = first.input_shape_
         return self
 
-    def _torch_modules(self):
-        check_is_fitted(self, "estimators_")
-        return [m for est in self.estimators_ for m in est._torch_modules()]
-
     def predict_logits(self, X, batch_size=512):
         """Fused logits of each clip, one column per class (see
         :meth:`decision_function` for scikit-learn's shape).
@@ -718,11 +704,11 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "estimators_")
         features = _check_features_for(self, X)
         device = getattr(self.estimators_[0], "device", "cpu")
-        fast = cached_fast_predictor(self, self._torch_modules(), self.input_shape_,
+        fast = cached_fast_predictor(self, held_networks(self).modules, self.input_shape_,
                                      self.fusion, device=device)
         if fast is not None:  # CPU, no forward hooks
             return _fast_batched_logits(fast, features, batch_size)
-        fused = FusedTeacher(self._torch_modules(), self.fusion)
+        fused = FusedTeacher(held_networks(self).modules, self.fusion)
         return _batched_logits(fused, features, device, batch_size)
 
     def __sklearn_tags__(self):
@@ -920,7 +906,7 @@ class DistilledStudent(DwsCNNClassifier):
     def _fingerprint_arrays(self):
         # a student's checkpoint is bound to the teacher it learns from
         arrays = [np.frombuffer(getattr(self.teacher_, "fusion", "logits").encode(), np.uint8)]
-        for module in self.teacher_._torch_modules():
+        for module in held_networks(self.teacher_).modules:
             arrays += [t.detach().cpu().reshape(-1).view(torch.uint8).numpy()
                        for t in module.state_dict().values()]
         return arrays
@@ -929,7 +915,7 @@ class DistilledStudent(DwsCNNClassifier):
         teacher = None
         if self.teacher_outputs == "online":
             # copies: moving them to the student's device leaves the teacher as it is
-            modules = [copy.deepcopy(m).to(self.device) for m in self.teacher_._torch_modules()]
+            modules = [copy.deepcopy(m).to(self.device) for m in held_networks(self.teacher_).modules]
             teacher = FusedTeacher(modules, getattr(self.teacher_, "fusion", "logits"))
         return dict(teacher=teacher, temperature=float(self.temperature),
                     soft_weight=float(self.soft_weight))

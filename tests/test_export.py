@@ -10,6 +10,7 @@ from sklearn.pipeline import Pipeline
 
 from skasc import DwsCNNClassifier, EnsembleTeacher, RandomCrop, SpecAugment
 from skasc._inference import FastPredictor, cached_fast_predictor
+from skasc._networks import held_networks
 from skasc._ops import fuse_logits, softmax
 from skasc.export import OnnxClassifier, export_onnx, onnx_predict_proba, quantized_param_bytes
 from skasc.nn import DwsCNN
@@ -264,7 +265,7 @@ def test_ensemble_export_equals_fused_logits(toy, tmp_path, fusion):
     got = OnnxClassifier(path).predict_logits(X)
     np.testing.assert_allclose(got, teacher.predict_logits(X), atol=1e-4)
     np.testing.assert_allclose(softmax(got), teacher.predict_proba(X), atol=1e-4)
-    fast = FastPredictor(teacher._torch_modules(), teacher.input_shape_, fusion=fusion)
+    fast = FastPredictor(held_networks(teacher).modules, teacher.input_shape_, fusion=fusion)
     np.testing.assert_allclose(fast.logits(X), teacher.predict_logits(X), atol=1e-4)
 
 

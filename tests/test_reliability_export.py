@@ -12,6 +12,7 @@ import torch
 from skasc import DwsCNNClassifier, EnsembleTeacher
 from skasc._featureset import FeatureSet
 from skasc._inference import FastPredictor
+from skasc._networks import held_networks
 from skasc._ops import fuse_logits
 from skasc.export import OnnxClassifier, export_onnx
 
@@ -59,7 +60,7 @@ def fitted_models(toy):
 def _eager_proba(est, X):
     """What the network computes now: module(x) in eval mode, fused, softmax."""
     x = torch.from_numpy(X[:, None])
-    mods = est._torch_modules()
+    mods = held_networks(est).modules
     with torch.no_grad():
         outs = []
         for m in mods:
@@ -102,7 +103,7 @@ def test_predict_proba_follows_edited_weights(fitted_models, toy, kind, edit):
     est = copy.deepcopy(fitted_models[kind])  # its own (empty) predictor cache
     before = est.predict_proba(X)  # builds and caches the fast predictor
     np.testing.assert_allclose(before, _eager_proba(est, X), atol=1e-5)
-    EDITS[edit](est._torch_modules()[0])
+    EDITS[edit](held_networks(est).modules[0])
     expected = _eager_proba(est, X)
     assert np.abs(expected - before).max() > 1e-3  # the edit changes the outputs
     np.testing.assert_allclose(est.predict_proba(X), expected, atol=1e-5)
