@@ -86,6 +86,16 @@ def _parser():
     rep.add_argument("--compile", action="store_true",
                      help="train the students with torch.compile (about a minute to compile; "
                           "faster epochs after)")
+    rep.add_argument("--subset", type=int, choices=[5, 10, 25, 50, 100],
+                     help="train on the DCASE 2024 nested subset of this percentage of the train "
+                          "split (evaluation: the full evaluate split; default: 100)")
+    rep.add_argument("--dcase2024", action="store_true",
+                     help="also train the DCASE 2024/2025 additions on the distilled student "
+                          "(Freq-MixStyle, device impulse responses, per-device fine-tuning) and "
+                          "print them as a second table")
+    rep.add_argument("--ir-dir", type=_folder,
+                     help="impulse-response WAVs for --dcase2024 (default: the replica's, seen "
+                          "devices only; none on real data)")
     rep.add_argument("--seed", type=_int_at_least(0), default=0)
     rep.add_argument("--n-jobs", type=_n_jobs, default=None, help="feature-extraction workers (-1: all CPUs)")
     rep.add_argument("-q", "--quiet", action="store_true")
@@ -104,12 +114,13 @@ def main(argv=None):
         schedule = replace_schedule(base, teacher_epochs=args.teacher_epochs,
                                     student_epochs=args.student_epochs,
                                     teacher_hidden=args.teacher_hidden, n_teachers=args.n_teachers,
-                                    teacher_outputs=args.teacher_outputs)
+                                    teacher_outputs=args.teacher_outputs, subset=args.subset)
         verbose = 0 if args.quiet else (2 if args.verbose else 1)
         try:
             reproduce(args.data_root, args.out_dir, schedule=schedule, device=args.device,
                       random_state=args.seed, n_jobs=args.n_jobs, verbose=verbose,
-                      overwrite=args.overwrite, compile=args.compile)
+                      overwrite=args.overwrite, compile=args.compile, dcase2024=args.dcase2024,
+                      ir_dir=args.ir_dir)
         except KeyboardInterrupt:
             print("\nskasc: interrupted; rerun the same command to resume from the last finished epoch",
                   file=sys.stderr, flush=True)

@@ -29,9 +29,11 @@ from sklearn.pipeline import Pipeline
 from ._training import check_device
 from .classifiers import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
 from .complexity import complexity_report
-from .datasets import load_tau22, make_tau22
+from .datasets import FRACTIONS, load_tau22, make_tau22
+from .device_specific import DeviceSpecificClassifier
 from .metrics import device_report, format_device_report
-from .preprocessing import LogMel, RandomCrop, Reassembler, SpecAugment
+from .preprocessing import DeviceImpulseResponse, FreqMixStyle, LogMel, RandomCrop, Reassembler, SpecAugment
+from ._table import format_table
 
 __all__ = ["Schedule", "PAPER", "DEMO", "reproduce"]
 
@@ -57,6 +59,9 @@ class Schedule:
     teacher_outputs: str = "cached"
     #: with cached outputs, the grid (frames) of crop positions they are computed at
     teacher_step: int = 1
+    #: percentage of the training split used (the DCASE 2024 nested subsets:
+    #: 5, 10, 25, 50 or 100; see ``load_tau22(..., fraction=...)``)
+    subset: int = 100
 
     def __post_init__(self):
         for name in ("teacher_hidden", "n_teachers", "teacher_epochs", "student_hidden",
@@ -64,6 +69,8 @@ class Schedule:
             value = getattr(self, name)
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Schedule.{name} must be an integer >= 1, got {value!r}")
+        if self.subset not in FRACTIONS:
+            raise ValueError(f"Schedule.subset must be one of {FRACTIONS}, got {self.subset!r}")
         if self.teacher_outputs not in ("cached", "online"):
             raise ValueError(f"Schedule.teacher_outputs must be 'cached' or 'online', "
                              f"got {self.teacher_outputs!r}")
@@ -122,7 +129,7 @@ def _front_end(schedule, memory):
     ]
 
 
-def _train_or_load(path, make, features, y, verbose, label):
+def _train_or_load(path, make, features, y, verbose, label, **fit_params):
     # fit returns only after all epochs (Ctrl-C raises out of it), so only a
     # finished model reaches the file
     if path.exists():
@@ -130,7 +137,7 @@ def _train_or_load(path, make, features, y, verbose, label):
         return joblib.load(path)
     _log(verbose, f"[skasc] {label}: training")
     t0 = time.perf_counter()
-    model = make().fit(features, y)
+    model = make().fit(features, y, **fit_params)
     joblib.dump(model, path.with_suffix(".tmp"))
     os.replace(path.with_suffix(".tmp"), path)  # never leave a half-written model
     _log(verbose, f"[skasc] {label}: done in {time.perf_counter() - t0:.0f} s -> {path}")
@@ -138,7 +145,8 @@ def _train_or_load(path, make, features, y, verbose, label):
 
 
 def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="cpu",
-              random_state=0, n_jobs=None, verbose=1, overwrite=False, compile=False):
+              random_state=0, n_jobs=None, verbose=1, overwrite=False, compile=False,
+              dcase2024=False, ir_dir=None):
     """Run the paper's recipe and write its Table 2 and per-device results.
 
     Parameters
@@ -165,6 +173,19 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
         Train the students with ``compile=True`` (see
         :class:`~skasc.DwsCNNClassifier`): faster per epoch after a one-off
         compilation of about a minute, worth it for long schedules.
+    dcase2024 : bool, default=False
+        Also train the later DCASE recipe on top of the distilled student
+        (a second table): the student with Freq-MixStyle and device impulse
+        response augmentation (the DCASE 2024 Task 1 additions), and its
+        copies fine-tuned per training device (the DCASE 2025 baseline),
+        reported overall and per device group (real a-c, seen s1-s3, unseen
+        s4-s6).  Combine with ``schedule.subset`` for the data-efficient
+        setting (DCASE 2025 trains on the 25 % subset).
+    ir_dir : path or None
+        Impulse responses for the DIR augmentation; None: the replica's
+        (``tau22-replica/impulse_responses``, the seen devices only) when
+        the data is the built-in replica, and no DIR on real data (the
+        development set ships none).
 
     Raises
     ------
@@ -194,8 +215,11 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
     scaled = _scaled_down(schedule)
     if scaled:
         _log(verbose, f"[skasc] scaled down from the paper: {scaled}")
-    train, test = load_tau22(root, "train"), load_tau22(root, "evaluate")
-    _log(verbose, f"[skasc] {len(train.X)} training clips, {len(test.X)} evaluation clips")
+    train = load_tau22(root, "train", fraction=None if schedule.subset == 100 else schedule.subset)
+    test = load_tau22(root, "evaluate")
+    _log(verbose, f"[skasc] {len(train.X)} training clips"
+                  + ("" if schedule.subset == 100 else f" (the {schedule.subset} % subset)")
+                  + f", {len(test.X)} evaluation clips (the full evaluate split)")
 
     steps = _front_end(schedule, str(out / "feature-cache"))
     front = Pipeline(steps)
@@ -258,8 +282,15 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
     for name in ("Student w/o KD", "Student (KD)"):
         _log(verbose, f"\n{name}: per device and class\n" + format_device_report(reports[name]))
 
+    recipe_rows = None
+    if dcase2024:
+        if ir_dir is None and data_root is None:
+            ir_dir = root / "impulse_responses"
+        recipe_rows = _dcase2024_recipe(out, schedule, key, train, test, ensemble, reports["Student (KD)"],
+                                        ir_dir, students, random_state, n_jobs, verbose)
     results = dict(schedule=asdict(schedule), scaled_down=scaled, data_root=str(root), device=device,
-                   table2=rows, reports=reports, chance=1.0 / len(student.classes_))
+                   table2=rows, reports=reports, chance=1.0 / len(student.classes_),
+                   dcase2024=recipe_rows)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "table2.md").write_text(_table2(rows, markdown=True) + "\n")
     _plots(out, test.y, kd_pred, student.classes_, reports)
@@ -267,16 +298,65 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
     return results
 
 
+def _dcase2024_recipe(out, schedule, key, train, test, ensemble, kd_report, ir_dir, students,
+                      random_state, n_jobs, verbose):
+    """The distilled student with Freq-MixStyle and DIR, then fine-tuned per device."""
+    steps = [("reassemble", Reassembler())]
+    if ir_dir is not None:
+        steps.append(("dir", DeviceImpulseResponse(ir_dir, random_state=random_state)))
+    else:
+        _log(verbose, "[skasc] no impulse responses given (--ir-dir): Freq-MixStyle only")
+    steps += _front_end(schedule, str(out / "feature-cache"))[1:]
+    steps.append(("fms", FreqMixStyle()))
+    front = Pipeline(steps).set_params(logmel__verbose=verbose, logmel__n_jobs=n_jobs)
+    features = front.fit_transform(train.X)
+    test_features = front.transform(test.X)  # the augmentations are training-only
+    tag = "fms-dir" if ir_dir is not None else "fms"
+    student = _train_or_load(
+        out / "models" / f"student-kd-{tag}-{key}.joblib",
+        lambda: DistilledStudent(ensemble, hidden=schedule.student_hidden, max_epochs=schedule.student_epochs,
+                                 temperature=schedule.temperature, soft_weight=schedule.soft_weight,
+                                 teacher_outputs=schedule.teacher_outputs,
+                                 teacher_step=schedule.teacher_step, random_state=random_state,
+                                 checkpoint_dir=out / "checkpoints" / f"student-kd-{tag}-{key}", **students),
+        features, train.y, verbose, f"student with KD + {tag.upper()}")
+    # DCASE 2025: fine-tune a copy per training device (a tenth of the lr, half the epochs)
+    specific = _train_or_load(
+        out / "models" / f"student-kd-{tag}-per-device-{key}.joblib",
+        lambda: DeviceSpecificClassifier(FrozenEstimator(student), fine_tune=dict(
+            max_epochs=max(1, schedule.student_epochs // 2), lr=schedule.lr / 10)),
+        features, train.y, verbose, "device-specific fine-tuning", devices=train.device)
+    rows = [_recipe_row("Student (KD)", kd_report)]
+    for name, model, params in ((f"+ Freq-MixStyle{' + DIR' if ir_dir is not None else ''}", student, {}),
+                                ("+ device-specific fine-tuning", specific, {"devices": test.device})):
+        proba = model.predict_proba(test_features, **params)
+        pred = model.classes_[np.argmax(proba, axis=1)]
+        rows.append(_recipe_row(name, device_report(test.y, pred, test.device, proba=proba,
+                                                    labels=model.classes_)))
+    table = format_table(["Model (DCASE 2024/2025 additions)", "Accuracy", "real a-c", "seen s1-s3",
+                          "unseen s4-s6", "Log-loss"],
+                         [[r["model"], *(f"{100 * r[k]:.1f} %" for k in ("accuracy", "real", "seen", "unseen")),
+                           f"{r['log_loss']:.3f}"] for r in rows])
+    _log(verbose, "\n" + table)
+    (out / "dcase2024.md").write_text(format_table(
+        ["Model", "Accuracy", "real a-c", "seen s1-s3", "unseen s4-s6", "Log-loss"],
+        [[r["model"], *(f"{100 * r[k]:.1f} %" for k in ("accuracy", "real", "seen", "unseen")),
+          f"{r['log_loss']:.3f}"] for r in rows], markdown=True) + "\n")
+    return rows
+
+
+def _recipe_row(name, report):
+    groups = report["groups"]
+    return dict(model=name, accuracy=report["overall"]["accuracy"], log_loss=report["overall"]["log_loss"],
+                **{g: groups[g]["accuracy"] if g in groups else float("nan")
+                   for g in ("real", "seen", "unseen")})
+
+
 def _table2(rows, markdown=False):
-    header = ["Model", "Parameters", "MACs", "Accuracy", "Log-loss"]
-    body = [[r["model"], f"{r['params']:,}", f"{r['macs'] / 1e6:,.1f} M",
-             f"{100 * r['accuracy']:.1f} %", f"{r['log_loss']:.3f}"] for r in rows]
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(lines + ["| " + " | ".join(b) + " |" for b in body])
-    widths = [max(len(x) for x in col) for col in zip(header, *body)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(b) for b in body])
+    return format_table(["Model", "Parameters", "MACs", "Accuracy", "Log-loss"],
+                        [[r["model"], f"{r['params']:,}", f"{r['macs'] / 1e6:,.1f} M",
+                          f"{100 * r['accuracy']:.1f} %", f"{r['log_loss']:.3f}"] for r in rows],
+                        markdown=markdown)
 
 
 def _plots(out, y_true, y_pred, classes, reports):

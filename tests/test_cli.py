@@ -24,7 +24,9 @@ def test_reproduce_writes_table2_and_resumes(tau22_root, tmp_path):
     models = [row["model"] for row in results["table2"]]
     assert models == ["Teacher1", "Teacher2", "Teacher ensemble", "Student w/o KD", "Student (KD)"]
     student = results["table2"][-1]
-    assert 0 <= student["accuracy"] <= 1 and student["params"] > 0 and student["macs"] > 0
+    # the paper's student (Table 1), scored by the per-device report's overall accuracy
+    assert (student["params"], student["macs"]) == (31_260, 29_591_778)
+    assert student["accuracy"] == results["reports"]["Student (KD)"]["overall"]["accuracy"]
     devices = results["reports"]["Student (KD)"]["devices"]
     assert {"a", "b", "c", "s1", "s4"} <= set(devices)
     assert set(results["reports"]["Student (KD)"]["groups"]) == {"real", "seen", "unseen"}
@@ -62,3 +64,23 @@ def test_cli_passes_teacher_outputs_and_compile(monkeypatch, tmp_path):
     cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--teacher-outputs", "online", "--compile"])
     cli.main(["reproduce", "--out-dir", str(tmp_path / "o")])
     assert [(c["schedule"].teacher_outputs, c["compile"]) for c in calls] == [("online", True), ("cached", False)]
+
+
+def test_subset_and_the_dcase2024_recipe(tau22_root, tmp_path):
+    from skasc.datasets import load_tau22
+
+    out = tmp_path / "run"
+    run = _reproduce(tau22_root, out, "--subset", "50", "--dcase2024",
+                     "--ir-dir", str(tau22_root / "impulse_responses"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    n50, n_eval = len(load_tau22(tau22_root, "train", fraction=50).X), len(load_tau22(tau22_root, "evaluate").X)
+    assert f"{n50} training clips (the 50 % subset), {n_eval} evaluation clips" in run.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["schedule"]["subset"] == 50
+    rows = results["dcase2024"]
+    assert [r["model"] for r in rows] == [
+        "Student (KD)", "+ Freq-MixStyle + DIR", "+ device-specific fine-tuning"]
+    assert rows[0]["accuracy"] == results["reports"]["Student (KD)"]["overall"]["accuracy"]
+    assert "DCASE 2024/2025 additions" in run.stdout and (out / "dcase2024.md").is_file()
+    # the per-device models were trained and saved as finished
+    assert len(list((out / "models").glob("student-kd-fms-dir-per-device-*.joblib"))) == 1
