@@ -814,9 +814,23 @@ class LogMel(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    sr, n_fft, win_length, hop_length, n_mels, fmin, fmax
-        Feature parameters (see :func:`skasc._logmel.logmel`);
-        ``win_length <= n_fft`` and ``fmin < fmax <= sr / 2``.
+    sr : int, default=44100
+        Sampling rate in Hz the audio must have (or is resampled to, see
+        ``resample``).
+    n_fft : int, default=4096
+        FFT size; a frame has ``1 + n_fft // 2`` frequency bins.
+    win_length : int, default=3528
+        Hamming window length (80 ms at 44.1 kHz), ``win_length <= n_fft``;
+        the window is zero-padded and centred to ``n_fft`` as in librosa.
+    hop_length : int, default=882
+        Hop between frames (20 ms at 44.1 kHz): 51 frames per 1-s clip.
+    n_mels : int, default=256
+        Number of mel bands (Slaney mel scale and normalisation, librosa's
+        defaults).
+    fmin : float, default=0.0
+        Lowest filter frequency in Hz, ``fmin < fmax``.
+    fmax : float or None, default=None
+        Highest filter frequency in Hz, at most ``sr / 2``; None: ``sr / 2``.
     n_jobs : int, default=None
         Recordings are computed in parallel with joblib on this many
         workers (None: 1, -1: all cores).
