@@ -529,31 +529,6 @@ class FeatureSet:
                 _mask_numpy(x, axis, start, width, value)
         return self.mix_styles(x, rng)
 
-    def draw_tensor(self, rows, rng, store):
-        """:meth:`draw` on a torch copy of the store, wherever it lives.
-
-        ``store`` is ``torch.as_tensor(self.store)``, possibly on a GPU: the
-        batch is gathered and masked on that device, so training data stays
-        there between epochs.  Draws the same numbers from ``rng`` as
-        :meth:`draw` and returns the same values, as a tensor of shape
-        (n, bands, width).
-        """
-        rows = np.asarray(rows)
-        starts = torch.as_tensor(self.draw_starts(rows, rng), device=store.device)
-        frames = starts[:, None] + torch.arange(self.width, device=store.device)
-        x = store[frames].transpose(1, 2)
-        plan = self.draw_mask_plan(len(rows), rng)
-        if plan:
-            x = x.clone()
-            for axis, start, width, value in plan:
-                size = x.shape[axis]
-                idx = torch.arange(size, device=store.device)
-                lo = torch.as_tensor(start, device=store.device)[:, None]
-                hi = lo + torch.as_tensor(width, device=store.device)[:, None]
-                m = (idx >= lo) & (idx < hi)
-                x = x.masked_fill(m[:, :, None] if axis == 1 else m[:, None, :], value)
-        return self.mix_styles(x, rng)
-
     def mix_styles(self, x, rng):
         """Apply the attached :class:`MixStyleAugmentation` objects to a drawn batch.
 
