@@ -725,6 +725,19 @@ def _is_fitted(estimator):
     return True
 
 
+def clone_keeping_fitted(estimator, param):
+    """``clone(estimator)``, except that a fitted estimator held in parameter
+    ``param`` is kept as it is (like :class:`~sklearn.frozen.FrozenEstimator`),
+    so that a GridSearchCV over the other parameters does not refit it per
+    candidate; an unfitted one is cloned as usual."""
+    params = estimator.get_params(deep=False)
+    inner = params.pop(param)
+    if inner is not None and not isinstance(inner, FrozenEstimator) and not _is_fitted(inner):
+        inner = clone(inner)
+    params = {k: clone(v, safe=False) for k, v in params.items()}
+    return type(estimator)(**{param: inner}, **params)
+
+
 class DistilledStudent(DwsCNNClassifier):
     """The paper's student, trained by knowledge distillation from a teacher.
 
@@ -836,14 +849,9 @@ class DistilledStudent(DwsCNNClassifier):
         self.teacher_step = teacher_step
 
     def __sklearn_clone__(self):
-        # A fitted teacher is frozen: keep it (like FrozenEstimator) instead
-        # of handing GridSearchCV an unfitted copy to retrain per candidate.
-        params = self.get_params(deep=False)
-        teacher = params.pop("teacher")
-        if teacher is not None and not isinstance(teacher, FrozenEstimator) and not _is_fitted(teacher):
-            teacher = clone(teacher)
-        params = {k: clone(v, safe=False) for k, v in params.items()}
-        return type(self)(teacher=teacher, **params)
+        # A fitted teacher is frozen: kept instead of handing GridSearchCV an
+        # unfitted copy to retrain per candidate.
+        return clone_keeping_fitted(self, "teacher")
 
     # the teacher is an estimator: it validates its own parameters
     @_fit_context(prefer_skip_nested_validation=False)

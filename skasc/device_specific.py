@@ -18,7 +18,6 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
-from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
@@ -27,6 +26,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted, column_or_1d
 
 from ._audio import parse_clip_name, split_fragment
 from ._featureset import FeatureSet
+from .classifiers import _is_fitted, clone_keeping_fitted
 from ._validation import check_known_labels
 
 __all__ = ["DeviceSpecificClassifier", "row_devices"]
@@ -76,14 +76,6 @@ def _take(X, rows):
     if hasattr(X, "__array__") and not hasattr(X, "__getitem__"):
         X = np.asarray(X)  # array-likes that only convert
     return _safe_indexing(X, rows)
-
-
-def _is_fitted(estimator):
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError:
-        return False
-    return True
 
 
 def _final_step(estimator):
@@ -174,11 +166,7 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
     def __sklearn_clone__(self):
         # a fitted general model is kept (not refitted per clone), as
         # DistilledStudent keeps a fitted teacher
-        params = self.get_params(deep=False)
-        general = params.pop("estimator")
-        if not isinstance(general, FrozenEstimator) and not _is_fitted(general):
-            general = clone(general)
-        return type(self)(general, **{k: clone(v, safe=False) for k, v in params.items()})
+        return clone_keeping_fitted(self, "estimator")
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, devices=None):

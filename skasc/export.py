@@ -22,24 +22,8 @@ second BatchNorm of each DwBlock folded into the pointwise convolution
 before it (exact up to float32 rounding: both are linear); other modules go
 through :func:`torch.onnx.export`.
 
-Requires the optional packages ``onnx`` and ``onnxruntime``.
-
-Examples
---------
->>> import numpy as np, tempfile, pathlib
->>> from skasc import DwsCNNClassifier
->>> from skasc.export import export_onnx, OnnxClassifier
->>> rng = np.random.default_rng(0)
->>> X = rng.normal(size=(40, 8, 12)).astype("float32")
->>> y = np.repeat(["bus", "park"], 20)
->>> X[y == "park", :4] += 2.0
->>> clf = DwsCNNClassifier(hidden=4, max_epochs=3, random_state=0).fit(X, y)
->>> path = export_onnx(clf, pathlib.Path(tempfile.mkdtemp()) / "model.onnx")
->>> onnx_clf = OnnxClassifier(path)
->>> bool(np.allclose(onnx_clf.predict_proba(X), clf.predict_proba(X), atol=1e-4))
-True
->>> onnx_clf.classes_.tolist()
-['bus', 'park']
+Requires the optional packages ``onnx`` and ``onnxruntime``.  See
+:class:`OnnxClassifier` and :func:`export_onnx` for examples.
 """
 
 from __future__ import annotations

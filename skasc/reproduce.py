@@ -129,6 +129,13 @@ def _front_end(schedule, memory):
     ]
 
 
+def _distilled_student(teacher, schedule, random_state, checkpoint_dir, params):
+    return DistilledStudent(teacher, hidden=schedule.student_hidden, max_epochs=schedule.student_epochs,
+                            temperature=schedule.temperature, soft_weight=schedule.soft_weight,
+                            teacher_outputs=schedule.teacher_outputs, teacher_step=schedule.teacher_step,
+                            random_state=random_state, checkpoint_dir=checkpoint_dir, **params)
+
+
 def _train_or_load(path, make, features, y, verbose, label, **fit_params):
     # fit returns only after all epochs (Ctrl-C raises out of it), so only a
     # finished model reaches the file
@@ -249,11 +256,8 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
     ensemble = EnsembleTeacher([FrozenEstimator(t) for t in teachers]).fit(features, train.y)
     student = _train_or_load(
         out / "models" / f"student-kd-{key}.joblib",
-        lambda: DistilledStudent(ensemble, hidden=schedule.student_hidden, max_epochs=schedule.student_epochs,
-                                 temperature=schedule.temperature, soft_weight=schedule.soft_weight,
-                                 teacher_outputs=schedule.teacher_outputs,
-                                 teacher_step=schedule.teacher_step, random_state=random_state,
-                                 checkpoint_dir=out / "checkpoints" / f"student-kd-{key}", **students),
+        lambda: _distilled_student(ensemble, schedule, random_state,
+                                   out / "checkpoints" / f"student-kd-{key}", students),
         features, train.y, verbose, "student with KD")
     plain = _train_or_load(
         out / "models" / f"student-plain-{key}.joblib",
@@ -314,11 +318,8 @@ def _dcase2024_recipe(out, schedule, key, train, test, ensemble, kd_report, ir_d
     tag = "fms-dir" if ir_dir is not None else "fms"
     student = _train_or_load(
         out / "models" / f"student-kd-{tag}-{key}.joblib",
-        lambda: DistilledStudent(ensemble, hidden=schedule.student_hidden, max_epochs=schedule.student_epochs,
-                                 temperature=schedule.temperature, soft_weight=schedule.soft_weight,
-                                 teacher_outputs=schedule.teacher_outputs,
-                                 teacher_step=schedule.teacher_step, random_state=random_state,
-                                 checkpoint_dir=out / "checkpoints" / f"student-kd-{tag}-{key}", **students),
+        lambda: _distilled_student(ensemble, schedule, random_state,
+                                   out / "checkpoints" / f"student-kd-{tag}-{key}", students),
         features, train.y, verbose, f"student with KD + {tag.upper()}")
     # DCASE 2025: fine-tune a copy per training device (a tenth of the lr, half the epochs)
     specific = _train_or_load(
@@ -333,15 +334,11 @@ def _dcase2024_recipe(out, schedule, key, train, test, ensemble, kd_report, ir_d
         pred = model.classes_[np.argmax(proba, axis=1)]
         rows.append(_recipe_row(name, device_report(test.y, pred, test.device, proba=proba,
                                                     labels=model.classes_)))
-    table = format_table(["Model (DCASE 2024/2025 additions)", "Accuracy", "real a-c", "seen s1-s3",
-                          "unseen s4-s6", "Log-loss"],
-                         [[r["model"], *(f"{100 * r[k]:.1f} %" for k in ("accuracy", "real", "seen", "unseen")),
-                           f"{r['log_loss']:.3f}"] for r in rows])
-    _log(verbose, "\n" + table)
-    (out / "dcase2024.md").write_text(format_table(
-        ["Model", "Accuracy", "real a-c", "seen s1-s3", "unseen s4-s6", "Log-loss"],
-        [[r["model"], *(f"{100 * r[k]:.1f} %" for k in ("accuracy", "real", "seen", "unseen")),
-          f"{r['log_loss']:.3f}"] for r in rows], markdown=True) + "\n")
+    header = ["Accuracy", "real a-c", "seen s1-s3", "unseen s4-s6", "Log-loss"]
+    body = [[r["model"], *(f"{100 * r[k]:.1f} %" for k in ("accuracy", "real", "seen", "unseen")),
+             f"{r['log_loss']:.3f}"] for r in rows]
+    _log(verbose, "\n" + format_table(["Model (DCASE 2024/2025 additions)", *header], body))
+    (out / "dcase2024.md").write_text(format_table(["Model", *header], body, markdown=True) + "\n")
     return rows
 
 
