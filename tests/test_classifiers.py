@@ -26,13 +26,10 @@ from skasc._training import BatchDrawer, distillation_loss
 from skasc.datasets import load_tau22
 
 
-def _toy(n=60, bands=8, frames=12, seed=0, labels=("bus", "park", "tram")):
-    rng = np.random.default_rng(seed)
-    y = np.array(labels)[np.arange(n) % len(labels)]
-    X = rng.normal(size=(n, bands, frames)).astype(np.float32)
-    for k, lab in enumerate(labels):
-        X[y == lab, 2 * k: 2 * k + 2] += 2.5  # each class lights up its own bands
-    return X, y
+@pytest.fixture
+def toy(toy_logmels):
+    """60 clips of 8 x 12 features; each class lights up two bands of its own."""
+    return toy_logmels()
 
 
 def _net(**kw):
@@ -41,8 +38,8 @@ def _net(**kw):
     return DwsCNNClassifier(**params)
 
 
-def test_learns_string_and_integer_labels():
-    X, y = _toy()
+def test_learns_string_and_integer_labels(toy):
+    X, y = toy
     clf = _net().fit(X, y)
     assert list(clf.classes_) == ["bus", "park", "tram"]
     proba = clf.predict_proba(X)
@@ -50,15 +47,17 @@ def test_learns_string_and_integer_labels():
     assert clf.score(X, y) > 0.9
     yi = np.searchsorted(clf.classes_, y) + 10
     clf_int = _net().fit(X, yi)
-    assert set(clf_int.predict(X)) <= {10, 11, 12}
+    # the integer labels come back as they were, and the classes are learnt
+    np.testing.assert_array_equal(clf_int.classes_, [10, 11, 12])
+    assert np.mean(clf_int.predict(X) == yi) > 0.9
     assert clf_int.input_shape_ == (1, 8, 12) and clf_int.n_features_in_ == 96
 
 
-def test_paper_recipe_defaults_and_decaying_lr():
+def test_paper_recipe_defaults_and_decaying_lr(toy):
     clf = DwsCNNClassifier()
     assert (clf.hidden, clf.batch_size, clf.lr, clf.mixup_alpha, clf.max_epochs) == (18, 64, 0.01, 0.5, 200)
     assert DistilledStudent().max_epochs == 600
-    X, y = _toy()
+    X, y = toy
     fitted = _net().fit(X, y)
     opt_lr = fitted.net_.optimizer_.param_groups[0]["lr"]
     assert isinstance(fitted.net_.optimizer_, torch.optim.Adam)
@@ -69,8 +68,8 @@ def test_paper_recipe_defaults_and_decaying_lr():
     assert "event_lr" not in _net(lr_schedule=None, max_epochs=1).fit(X, y).net_.history[0]
 
 
-def test_criterion_is_soft_target_cross_entropy():
-    X, y = _toy()
+def test_criterion_is_soft_target_cross_entropy(toy):
+    X, y = toy
     net = _net(max_epochs=1).fit(X, y).net_
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(5, 3, generator=g)
@@ -78,8 +77,8 @@ def test_criterion_is_soft_target_cross_entropy():
     torch.testing.assert_close(net.criterion_(logits, soft), F.cross_entropy(logits, soft))
 
 
-def test_decision_function_gives_the_raw_scores_behind_predict_and_predict_proba():
-    X, y = _toy()
+def test_decision_function_gives_the_raw_scores_behind_predict_and_predict_proba(toy):
+    X, y = toy
     members = [_net(hidden=4, max_epochs=3, random_state=s) for s in range(2)]
     fitted = [_net(max_epochs=3).fit(X, y), EnsembleTeacher(members).fit(X, y),
               EnsembleTeacher(members, fusion="proba").fit(X, y)]
@@ -99,8 +98,8 @@ def test_decision_function_gives_the_raw_scores_behind_predict_and_predict_proba
     np.testing.assert_allclose(fitted[1].decision_function(X), logits, atol=1e-5)
 
 
-def test_binary_decision_function_is_one_column_in_scikit_learns_convention():
-    X, y = _toy(labels=("bus", "park"))
+def test_binary_decision_function_is_one_column_in_scikit_learns_convention(toy_logmels):
+    X, y = toy_logmels(labels=("bus", "park"))
     for est in (_net(max_epochs=3).fit(X, y),
                 EnsembleTeacher([_net(hidden=4, max_epochs=2, random_state=s) for s in range(2)]).fit(X, y)):
         logits = est.predict_logits(X)
@@ -111,7 +110,7 @@ def test_binary_decision_function_is_one_column_in_scikit_learns_convention():
         assert set(est.predict(X)) == {"bus", "park"}
 
 
-def test_compile_trains_a_compiled_step_and_leaves_the_plain_network(monkeypatch, tmp_path):
+def test_compile_trains_a_compiled_step_and_leaves_the_plain_network(monkeypatch, tmp_path, toy):
     # the "eager" backend runs TorchDynamo's capture without C++ code generation (seconds, not a minute)
     real_compile = torch.compile
     compiled = []
@@ -121,7 +120,7 @@ def test_compile_trains_a_compiled_step_and_leaves_the_plain_network(monkeypatch
         return real_compile(module, **{**kw, "backend": "eager"})
 
     monkeypatch.setattr(torch, "compile", compile_eager)
-    X, y = _toy()
+    X, y = toy
     eager = _net(max_epochs=2, checkpoint_dir=tmp_path).fit(X, y)
     comp = _net(max_epochs=2, compile=True, checkpoint_dir=tmp_path).fit(X, y)
     assert compiled and compiled[0]["dynamic"] is False
@@ -132,7 +131,7 @@ def test_compile_trains_a_compiled_step_and_leaves_the_plain_network(monkeypatch
     pickle.loads(pickle.dumps(comp))
 
 
-def test_fit_trains_with_freed_memory_kept_on_cpu(monkeypatch):
+def test_fit_trains_with_freed_memory_kept_on_cpu(monkeypatch, toy):
     import skasc._training as tr
 
     if tr._glibc() is None:
@@ -145,7 +144,7 @@ def test_fit_trains_with_freed_memory_kept_on_cpu(monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(tr.SceneNet, "train_step", train_step)
-    X, y = _toy()
+    X, y = toy
     _net(max_epochs=1).fit(X, y)
     assert seen and all(n == 1 for n in seen)
     assert tr._allocator_users == 0
@@ -170,8 +169,8 @@ def test_reuse_freed_memory_stops_page_faults_of_large_batches():
         assert faults_of_second_allocation() < 1_000
 
 
-def test_same_seed_same_predictions_different_seed_differs():
-    X, y = _toy()
+def test_same_seed_same_predictions_different_seed_differs(toy):
+    X, y = toy
     a = _net(random_state=3).fit(X, y).predict_proba(X)
     b = _net(random_state=3).fit(X, y).predict_proba(X)
     c = _net(random_state=4).fit(X, y).predict_proba(X)
@@ -206,8 +205,8 @@ def test_mixup_batches_are_convex_combinations():
     assert not torch.equal(x, x2)  # a new epoch draws a new mix
 
 
-def test_ensemble_fuses_by_averaging_logits_and_probabilities():
-    X, y = _toy()
+def test_ensemble_fuses_by_averaging_logits_and_probabilities(toy):
+    X, y = toy
     members = [_net(random_state=s, hidden=4) for s in range(3)]
     ens = EnsembleTeacher(members).fit(X, y)
     each = np.stack([m.predict_logits(X) for m in ens.estimators_])
@@ -219,8 +218,8 @@ def test_ensemble_fuses_by_averaging_logits_and_probabilities():
     assert not hasattr(members[0], "module_")
 
 
-def test_ensemble_parallel_equals_serial():
-    X, y = _toy()
+def test_ensemble_parallel_equals_serial(toy):
+    X, y = toy
     members = [_net(random_state=s, hidden=4, max_epochs=3) for s in range(2)]
     serial = EnsembleTeacher(members, n_jobs=1).fit(X, y).predict_logits(X)
     parallel = EnsembleTeacher(members, n_jobs=2).fit(X, y).predict_logits(X)
@@ -239,8 +238,8 @@ def test_distillation_loss_is_hinton():
     torch.testing.assert_close(distillation_loss(s, target, t, T, w), expected)
 
 
-def test_teacher_sees_the_batch_the_student_sees():
-    X, y = _toy()
+def test_teacher_sees_the_batch_the_student_sees(toy):
+    X, y = toy
     teacher = _net(hidden=8).fit(X, y)
     F_ = FeatureSet.from_array(X)
     student = DistilledStudent(teacher, hidden=4, max_epochs=2, batch_size=20, random_state=0,
@@ -276,8 +275,8 @@ def test_teacher_sees_the_batch_the_student_sees():
     assert not any(torch.equal(xs, clean[: len(xs)]) for xs in seen["student"])
 
 
-def test_fitted_teacher_is_frozen_under_clone_and_grid_search():
-    X, y = _toy()
+def test_fitted_teacher_is_frozen_under_clone_and_grid_search(toy):
+    X, y = toy
     groups = np.arange(len(y)) // 3
     teacher = _net(hidden=8).fit(X, y)
     state = {k: v.clone() for k, v in teacher.module_.state_dict().items()}
@@ -292,8 +291,8 @@ def test_fitted_teacher_is_frozen_under_clone_and_grid_search():
         torch.testing.assert_close(v, state[k])
 
 
-def test_unfitted_teacher_is_cloned_and_fitted_first():
-    X, y = _toy()
+def test_unfitted_teacher_is_cloned_and_fitted_first(toy):
+    X, y = toy
     teacher = _net(hidden=8, max_epochs=2)
     student = DistilledStudent(teacher, hidden=4, max_epochs=2, random_state=0).fit(X, y)
     assert student.teacher_ is not teacher and hasattr(student.teacher_, "module_")
@@ -301,8 +300,8 @@ def test_unfitted_teacher_is_cloned_and_fitted_first():
     assert clone(DistilledStudent(teacher)).teacher is not teacher
 
 
-def test_pure_distillation_follows_the_teacher_not_the_labels():
-    X, y = _toy(n=90)
+def test_pure_distillation_follows_the_teacher_not_the_labels(toy_logmels):
+    X, y = toy_logmels(n=90)
     teacher = EnsembleTeacher([_net(hidden=8, random_state=s) for s in range(2)]).fit(X, y)
     t_pred = teacher.predict(X)
     assert np.mean(t_pred == y) > 0.9
@@ -315,8 +314,8 @@ def test_pure_distillation_follows_the_teacher_not_the_labels():
     assert np.mean(plain.predict(X) == t_pred) < 0.7
 
 
-def test_temperature_and_soft_weight_reach_the_loss():
-    X, y = _toy()
+def test_temperature_and_soft_weight_reach_the_loss(toy):
+    X, y = toy
     teacher = _net(hidden=8, max_epochs=3).fit(X, y)
     student = DistilledStudent(teacher, hidden=4, max_epochs=1, temperature=3.5, soft_weight=0.25).fit(X, y)
     assert (student.net_.temperature, student.net_.soft_weight) == (3.5, 0.25)
@@ -328,15 +327,8 @@ def test_temperature_and_soft_weight_reach_the_loss():
     assert np.abs(a.predict_proba(X) - b.predict_proba(X)).max() > 1e-3
 
 
-def test_teacher_with_other_classes_is_rejected():
-    X, y = _toy()
-    teacher = _net(hidden=4, max_epochs=2).fit(X[y != "tram"], y[y != "tram"])
-    with pytest.raises(ValueError, match="teacher was fitted on classes"):
-        DistilledStudent(teacher, hidden=4, max_epochs=1).fit(X, y)
-
-
-def test_pickle_and_joblib_round_trips_give_identical_predictions(tmp_path):
-    X, y = _toy()
+def test_pickle_and_joblib_round_trips_give_identical_predictions(tmp_path, toy):
+    X, y = toy
     for est in (_net(), EnsembleTeacher([_net(hidden=4, max_epochs=2, random_state=s) for s in range(2)]),
                 DistilledStudent(_net(hidden=4, max_epochs=2), hidden=4, max_epochs=2, random_state=0)):
         est.fit(X, y)
@@ -353,24 +345,10 @@ def test_pickle_and_joblib_round_trips_give_identical_predictions(tmp_path):
     (dict(batch_size=0), "'batch_size' parameter"),
     (dict(lr_schedule="step"), "'lr_schedule' parameter"),
 ])
-def test_bad_parameters(bad, match):
-    X, y = _toy()
+def test_bad_parameters(bad, match, toy):
+    X, y = toy
     with pytest.raises(ValueError, match=match):
         _net(**bad).fit(X, y)
-
-
-def test_bad_data():
-    X, y = _toy()
-    clf = _net(max_epochs=1)
-    with pytest.raises(ValueError, match="different lengths"):
-        clf.fit(X, y[:-1])
-    with pytest.raises(ValueError, match="at least 2 classes"):
-        clf.fit(X, np.array(["bus"] * len(X)))
-    clf.fit(X, y)
-    with pytest.raises(ValueError, match="expecting 96 features"):
-        clf.predict(X[:, :, :6])
-    with pytest.raises(ValueError, match="not fitted on"):
-        clf.score(X, np.array(["metro"] * len(X)))
 
 
 def test_grid_search_over_hidden_on_audio_pipeline(tau22_root):
@@ -385,12 +363,13 @@ def test_grid_search_over_hidden_on_audio_pipeline(tau22_root):
         ("clf", DwsCNNClassifier(max_epochs=2, random_state=0)),
     ])
     search = GridSearchCV(pipe, {"clf__hidden": [4, 8]}, cv=GroupKFold(2)).fit(X, y, groups=rec)
-    assert search.best_params_["clf__hidden"] in (4, 8)
-    assert len(search.cv_results_["mean_test_score"]) == 2
+    scores = search.cv_results_["mean_test_score"]
+    assert len(scores) == 2
+    assert search.best_params_ == {"clf__hidden": [4, 8][int(np.argmax(scores))]}
     assert search.best_estimator_[-1].input_shape_ == (1, 32, 26)
 
 
-def test_fitted_model_does_not_carry_its_training_data():
-    X, y = _toy(n=3000)
+def test_fitted_model_does_not_carry_its_training_data(toy_logmels):
+    X, y = toy_logmels(n=3000)
     clf = _net(max_epochs=1, batch_size=256).fit(X, y)
     assert len(pickle.dumps(clf)) < X.nbytes / 4  # weights and optimizer state, no data

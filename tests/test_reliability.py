@@ -9,7 +9,6 @@ import textwrap
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -249,4 +248,3 @@ def test_same_seed_identical_and_save_load_params_round_trip(tmp_path, toy):
     assert np.abs(c.predict_proba(X) - a.predict_proba(X)).max() > 1e-4
     c.net_.load_params(f_params=tmp_path / "p.pt")
     np.testing.assert_array_equal(c.predict_proba(X), a.predict_proba(X))
-    assert torch.get_num_threads() >= 1
