@@ -461,10 +461,6 @@ class FeatureSet:
         return frames.mean(axis=0), frames.std(axis=0)
 
     # -- training-time draws ----------------------------------------------
-    @property
-    def is_augmented(self):
-        return bool(self.augmentations)
-
     def draw_starts(self, rows, rng):
         """Window start (store frame) per row after the crop augmentations
         and, with an :class:`ImpulseResponseAugmentation`, in the variant
@@ -514,6 +510,11 @@ class FeatureSet:
 
     def draw(self, rows, rng):
         """One random training view of ``rows``: shape (n, bands, width).
+
+        The NumPy reference of what training draws (training itself gathers
+        on the training device with :func:`skasc._training.draw_batch`, which
+        draws the same numbers and gives the same values); handy to look at
+        what a network is shown.
 
         Crops (and impulse-response variants), then masks, then
         Frequency-MixStyle are drawn from ``rng`` (a
