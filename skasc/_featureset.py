@@ -19,8 +19,10 @@ epoch.  The two containers below carry that context *beside* the rows:
 Both behave as read-only arrays for scikit-learn (``len``, ``shape``,
 ``dtype``, integer/boolean/slice indexing, ``__array__``); the array view is
 always the deterministic one: each row's own clip.  Random views are only
-produced on request by :meth:`FeatureSet.draw`, which the classifiers call
-once per batch with a generator seeded from ``random_state`` and the epoch.
+produced during training, by :func:`skasc._training.draw_batch` from the
+pieces drawn here (:meth:`FeatureSet.draw_starts`,
+:meth:`FeatureSet.draw_mask_plan`, :meth:`FeatureSet.mix_styles`), once per
+batch with a generator seeded from ``random_state``, the epoch and the batch.
 """
 
 from __future__ import annotations
@@ -508,28 +510,6 @@ class FeatureSet:
         which = np.argmax(inside, axis=1)  # the original (column 0) first
         return starts - offsets[np.arange(len(rows)), which]
 
-    def draw(self, rows, rng):
-        """One random training view of ``rows``: shape (n, bands, width).
-
-        The NumPy reference of what training draws (training itself gathers
-        on the training device with :func:`skasc._training.draw_batch`, which
-        draws the same numbers and gives the same values); handy to look at
-        what a network is shown.
-
-        Crops (and impulse-response variants), then masks, then
-        Frequency-MixStyle are drawn from ``rng`` (a
-        ``numpy.random.Generator``); a FeatureSet without augmentations
-        returns the deterministic windows.
-        """
-        rows = np.asarray(rows)
-        x = self.windows(rows, self.draw_starts(rows, rng))
-        plan = self.draw_mask_plan(len(rows), rng)
-        if plan:
-            x = x.copy()
-            for axis, start, width, value in plan:
-                _mask_numpy(x, axis, start, width, value)
-        return self.mix_styles(x, rng)
-
     def mix_styles(self, x, rng):
         """Apply the attached :class:`MixStyleAugmentation` objects to a drawn batch.
 
@@ -594,28 +574,6 @@ def _mask_plan(aug, n, bands, frames, rng):
     for _ in range(aug.n_time):
         plan.append((2, *_mask_ranges(n, frames, aug.time_width, rng), aug.value))
     return plan
-
-
-def _mask_numpy(x, axis, start, width, value):
-    idx = np.arange(x.shape[axis])
-    m = (idx >= start[:, None]) & (idx < (start + width)[:, None])
-    m = m[:, :, None] if axis == 1 else m[:, None, :]
-    x[np.broadcast_to(m, x.shape)] = value
-
-
-def apply_masks(x, aug, rng):
-    """Set random bands and frames of ``x`` to ``aug.value``, in place.
-
-    ``x`` has shape (n, bands, frames).  Returns the drawn (start, width)
-    pairs, ``freq`` and ``time``, each a list with one (start, width) pair
-    of arrays per mask.
-    """
-    n, bands, frames = x.shape
-    drawn = {"freq": [], "time": []}
-    for axis, start, width, value in _mask_plan(aug, n, bands, frames, rng):
-        _mask_numpy(x, axis, start, width, value)
-        drawn["freq" if axis == 1 else "time"].append((start, width))
-    return drawn
 
 
 def as_tensor_windows(x):

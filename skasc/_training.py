@@ -51,13 +51,13 @@ def check_device(device, name="device"):
 
 
 def draw_batch(features, rows, rng, store):
-    """One random training view of ``rows``, drawn as :meth:`FeatureSet.draw` does.
+    """One random training view of ``rows``: the only place batches are drawn.
 
     ``store`` is ``torch.as_tensor(features.store)``, possibly on a GPU: the
-    batch is gathered and masked on that device.  Draws the same numbers
-    from ``rng`` as ``features.draw`` (crop starts and impulse-response
-    variants, then masks, then Frequency-MixStyle) and gives the same values,
-    with one gather and one transposing copy: the masks are written in place
+    batch is gathered and masked on that device.  Draws from ``rng`` the
+    crop starts and impulse-response variants, then the masks, then
+    Frequency-MixStyle (the tests check it against a plain NumPy
+    reference), with one gather and one transposing copy: the masks are written in place
     into the contiguous batch (on a strided view they cost more than the
     copies they save).
 

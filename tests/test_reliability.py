@@ -23,7 +23,9 @@ from skasc import (
     Reassembler,
     SpecAugment,
 )
-from skasc._featureset import MaskAugmentation, apply_masks
+from skasc._featureset import MaskAugmentation
+
+from _draw_reference import apply_masks
 
 SMALL = dict(n_mels=16, n_fft=512, win_length=400, hop_length=200)
 
