@@ -81,10 +81,15 @@ def _check_features_for(est, X):
     return features
 
 
-def _forget_fit(est):
-    """Drop every fitted attribute: a fit that did not finish leaves no model."""
-    for name in [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]:
-        delattr(est, name)
+def _fit_or_forget(est, X, y):
+    """``est._fit(X, y)``; if it raises (Ctrl-C included), every fitted
+    attribute is dropped first: a fit that did not finish leaves no model."""
+    try:
+        return est._fit(X, y)
+    except BaseException:
+        for name in [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]:
+            delattr(est, name)
+        raise
 
 
 def _is_skasc_classifier(est):
@@ -371,11 +376,7 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         self._check_params_beyond_table()
-        try:
-            return self._fit(X, y)
-        except BaseException:
-            _forget_fit(self)
-            raise
+        return _fit_or_forget(self, X, y)
 
     def _fit(self, X, y):
         features, y = _check_targets(self, X, y)
@@ -660,11 +661,7 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        try:
-            return self._fit(X, y)
-        except BaseException:
-            _forget_fit(self)
-            raise
+        return _fit_or_forget(self, X, y)
 
     def _fit(self, X, y):
         members = [clone(m) for m in self._members()]
@@ -874,13 +871,9 @@ class DistilledStudent(DwsCNNClassifier):
             The fitted estimator.
         """
         self._check_params_beyond_table()
-        try:
-            return self._fit_with_teacher(X, y)
-        except BaseException:
-            _forget_fit(self)
-            raise
+        return _fit_or_forget(self, X, y)
 
-    def _fit_with_teacher(self, X, y):
+    def _fit(self, X, y):
         teacher = EnsembleTeacher() if self.teacher is None else self.teacher
         if isinstance(teacher, FrozenEstimator):
             teacher = teacher.estimator
@@ -909,7 +902,7 @@ class DistilledStudent(DwsCNNClassifier):
                 f"the teacher was fitted on inputs of shape {self.teacher_.input_shape_}, "
                 f"X has {features.feature_shape}; teacher and student need the same features"
             )
-        return self._fit(X, y)
+        return super()._fit(X, y)
 
     def _fingerprint_arrays(self):
         # a student's checkpoint is bound to the teacher it learns from
