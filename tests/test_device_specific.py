@@ -124,3 +124,16 @@ def test_devices_routed_by_metadata_routing_in_cross_validation(data):
         scores = cross_validate(model, X, y, cv=GroupKFold(2),
                                 params={"devices": devices, "groups": groups})["test_score"]
     assert len(scores) == 2 and np.all((scores > 0.3) & (scores <= 1.0))
+
+
+def test_fine_tuning_checkpoint_is_bound_to_its_starting_weights(data, tmp_path):
+    X, y, _ = data
+    runs = []
+    for seed in (0, 1):  # two general models: same data and parameters, other weights
+        general = _general(random_state=seed).fit(X, y)
+        # the fine-tuning runs differ only in the weights they start from
+        general.set_params(warm_start=True, max_epochs=1, random_state=0, checkpoint_dir=tmp_path)
+        runs.append(general.fit(X, y).predict_proba(X))
+    # each fine-tuning run trained in its own folder: none resumed the other's
+    assert len(list(tmp_path.glob("*/checkpoint.pt"))) == 2
+    assert not np.allclose(runs[0], runs[1])
