@@ -6,6 +6,7 @@ as scikit-learn transformers and skorch-based classifiers.
 """
 
 from ._featureset import (
+    AudioLink,
     AudioSet,
     CropAugmentation,
     FeatureSet,
@@ -25,11 +26,13 @@ from .preprocessing import (
     Reassembler,
     SpecAugment,
 )
+from .pretrained import PretrainedClassifier
 from .recordings import aggregate_proba, predict_recordings, recording_labels
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AudioLink",
     "AudioSet",
     "CropAugmentation",
     "DeviceImpulseResponse",
@@ -50,6 +53,7 @@ __all__ = [
     "complexity_report",
     "export_onnx",
     "OnnxClassifier",
+    "PretrainedClassifier",
     "predict_recordings",
     "recording_labels",
     "__version__",

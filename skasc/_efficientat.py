@@ -217,6 +217,7 @@ class MobileNetAT(nn.Module):
         )
         self.width = width
         self.n_classes = n_classes
+        self.body_frozen = False
         self._initialise()
 
     def _initialise(self):
@@ -241,17 +242,34 @@ class MobileNetAT(nn.Module):
         self.n_classes = n_classes
         return self
 
-    def head_parameters(self):
-        """Parameters of the MLP head (what a head-only fine-tuning trains)."""
-        return list(self.classifier.parameters())
+    def freeze_body(self, frozen=True):
+        """Train the MLP head only: the body's parameters get no gradients and
+        its batch norms keep their running statistics (eval mode) while the
+        network trains."""
+        self.body_frozen = bool(frozen)
+        self.features.requires_grad_(not frozen)
+        self.features.train(self.training and not frozen)
+        return self
+
+    def train(self, mode=True):
+        super().train(mode)
+        if self.body_frozen:
+            self.features.eval()
+        return self
+
+    def _body(self, x):
+        if self.body_frozen:
+            with torch.no_grad():
+                return self.features(x)
+        return self.features(x)
 
     def forward_with_embedding(self, x):
         """(logits, pooled embedding) of log-mel input (batch, 1, mels, frames)."""
-        x = self.features(x)
+        x = self._body(x)
         return self.classifier(x), x.mean(dim=(2, 3))
 
     def forward(self, x):
-        return self.classifier(self.features(x))
+        return self.classifier(self._body(x))
 
 
 # -- front end -------------------------------------------------------------------

@@ -38,6 +38,7 @@ __all__ = [
     "MaskAugmentation",
     "MixStyleAugmentation",
     "ImpulseResponseAugmentation",
+    "AudioLink",
 ]
 
 
@@ -212,6 +213,33 @@ class ImpulseResponseVariants:
     digest: str
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class AudioLink:
+    """The way back from a FeatureSet's rows to the audio they came from.
+
+    Set by :class:`~skasc.LogMel` so that a teacher with its own front end
+    (e.g. :class:`~skasc.PretrainedClassifier`) can be given the audio of
+    the very windows the student sees.
+
+    Attributes
+    ----------
+    audio : AudioSet
+        One row per FeatureSet row, in the same order.
+    hop_length : int
+        Samples (at ``audio.sr``) between two feature frames: window start
+        frame ``s`` of a recording is its sample ``s * hop_length``.
+    resample : str or None
+        How files at another rate were resampled (LogMel's ``resample``).
+    """
+
+    audio: AudioSet
+    hop_length: int
+    resample: str | None = None
+
+    def __getitem__(self, rows):
+        return AudioLink(self.audio[rows], self.hop_length, self.resample)
+
+
 @dataclasses.dataclass(frozen=True)
 class CropAugmentation:
     """Random window of the row's recording instead of its own window.
@@ -322,6 +350,9 @@ class FeatureSet:
         ``store``: the variant's first frame minus ``rec_start`` (0: the row
         has no such variant).  Set by :class:`~skasc.LogMel` after
         :class:`~skasc.DeviceImpulseResponse`; only training draws use it.
+    audio_link : AudioLink, default=None
+        Where the rows' audio is (set by :class:`~skasc.LogMel`; None for
+        features given as arrays).
 
     Notes
     -----
@@ -340,7 +371,7 @@ class FeatureSet:
     """
 
     def __init__(self, store, rec_start, rec_stop, row_start, width, augmentations=(),
-                 resampled=None, variants=None):
+                 resampled=None, variants=None, audio_link=None):
         store = np.asarray(store)
         if store.ndim != 2:
             raise ValueError(f"store must be 2-D (frames, bands), got shape {store.shape}")
@@ -352,6 +383,9 @@ class FeatureSet:
         self.augmentations = tuple(augmentations)
         self.resampled = dict(resampled or {})
         n = len(self.row_start)
+        if audio_link is not None and len(audio_link.audio) != n:
+            raise ValueError(f"audio_link has {len(audio_link.audio)} rows for {n} feature rows")
+        self.audio_link = audio_link
         if not (len(self.rec_start) == len(self.rec_stop) == n):
             raise ValueError("rec_start, rec_stop and row_start must have one entry per row")
         if n and (
@@ -396,13 +430,14 @@ class FeatureSet:
         return FeatureSet(
             self.store, self.rec_start, self.rec_stop, self.row_start, self.width,
             self.augmentations + (augmentation,), self.resampled, self.variants,
+            self.audio_link,
         )
 
     def without_augmentations(self):
         """Copy (sharing the store) without augmentations or variants: the
         predict-time view."""
         return FeatureSet(self.store, self.rec_start, self.rec_stop, self.row_start, self.width,
-                          resampled=self.resampled)
+                          resampled=self.resampled, audio_link=self.audio_link)
 
     # -- array protocol ---------------------------------------------------
     def __len__(self):
@@ -435,6 +470,7 @@ class FeatureSet:
             self.store, self.rec_start[rows], self.rec_stop[rows], self.row_start[rows],
             self.width, self.augmentations, self.resampled,
             None if self.variants is None else self.variants[rows],
+            None if self.audio_link is None else self.audio_link[rows],
         )
 
     def windows(self, rows=None, starts=None):

@@ -252,13 +252,20 @@ class FusedTeacher(FusedNetworks):
 
     ``fusion="logits"`` averages logits; ``"proba"`` averages probabilities
     and returns their log (logits of the averaged distribution).  No
-    gradients, and never out of eval mode.
+    gradients, and never out of eval mode.  ``columns`` (an index array)
+    reorders the fused logits' columns, e.g. to the student's class order.
     """
 
-    def __init__(self, modules, fusion="logits"):
+    def __init__(self, modules, fusion="logits", columns=None):
         super().__init__(modules, fusion)
         self.requires_grad_(False)
         self.eval()
+        identity = columns is None or np.array_equal(columns, np.arange(len(columns)))
+        self.columns = None if identity else torch.as_tensor(np.asarray(columns), dtype=torch.long)
+
+    def forward(self, x):
+        out = super().forward(x)
+        return out if self.columns is None else out[:, self.columns.to(out.device)]
 
     def train(self, mode=True):  # a teacher never leaves eval mode
         return super().train(False)
@@ -306,6 +313,10 @@ class TeacherOutputs:
         self.positions = np.asarray(positions, dtype=np.int64)
         self.logits = logits
 
+    def to(self, device):
+        """The same outputs with the logits on ``device``."""
+        return TeacherOutputs(self.positions, self.logits.to(device))
+
     def at(self, starts):
         """Logits at window ``starts``: the cached ones where cached, else
         interpolated linearly between the two nearest cached starts."""
@@ -325,12 +336,22 @@ class TeacherOutputs:
             return a
         return torch.lerp(a, self.logits[torch.as_tensor(right, device=device)], w)
 
+    @staticmethod
+    def _digest(positions, logits):
+        h = hashlib.blake2b(digest_size=16)
+        h.update(np.ascontiguousarray(positions, dtype=np.int64).view(np.uint8))
+        h.update(np.ascontiguousarray(logits.detach().cpu().numpy(), dtype=np.float32).view(np.uint8))
+        return h.hexdigest()
+
     def save(self, path):
-        """Write to ``path`` atomically (a crash leaves no half file)."""
+        """Write to ``path`` atomically (a crash leaves no half file), with a
+        digest of the content that :meth:`load` checks."""
         path = Path(path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        logits = self.logits.cpu()
         try:
-            torch.save({"positions": torch.as_tensor(self.positions), "logits": self.logits.cpu()}, tmp)
+            torch.save({"positions": torch.as_tensor(self.positions), "logits": logits,
+                        "digest": self._digest(self.positions, logits)}, tmp)
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -338,14 +359,100 @@ class TeacherOutputs:
 
     @classmethod
     def load(cls, path, positions, n_classes, device):
-        """The outputs at ``path`` if they are for ``positions``; else None."""
+        """The outputs at ``path`` if they are for ``positions`` and unchanged
+        since they were saved (their digest matches); else None."""
         try:
-            state = torch.load(path, map_location=device, weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)
             ok = (np.array_equal(state["positions"].numpy(), positions)
-                  and tuple(state["logits"].shape) == (len(positions), n_classes))
+                  and tuple(state["logits"].shape) == (len(positions), n_classes)
+                  and state.get("digest") == cls._digest(positions, state["logits"]))
         except Exception:  # unreadable: computed again and rewritten
             return None
-        return cls(positions, state["logits"]) if ok else None
+        return cls(positions, state["logits"].to(device)) if ok else None
+
+
+def read_teacher_logits(value, name="teacher_outputs"):
+    """Precomputed teacher logits: (array, column labels or None).
+
+    ``value`` is an array, a ``.npy`` file (an array) or a ``.npz`` file
+    with ``logits`` and, optionally, ``classes`` (the label of each column).
+    ValueError naming the file or argument for anything else.
+    """
+    labels = None
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"{name}={str(value)!r}: no such file (expected 'cached', 'online', "
+                             "an array or a .npy/.npz file of teacher logits)")
+        try:
+            if path.suffix == ".npy":
+                arr = np.load(path, allow_pickle=False)
+            elif path.suffix == ".npz":
+                with np.load(path, allow_pickle=False) as z:
+                    if "logits" not in z:
+                        raise ValueError(f"it holds {sorted(z.files)}, not 'logits'")
+                    arr = z["logits"]
+                    labels = z["classes"] if "classes" in z else None
+            else:
+                raise ValueError("only .npy and .npz files are read")
+        except (OSError, ValueError, EOFError) as exc:
+            raise ValueError(f"{name} file {str(path)!r} is not readable teacher logits: {exc}") from None
+    else:
+        arr = value
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "fiu" or arr.ndim not in (2, 3) or 0 in arr.shape:
+        raise ValueError(f"{name} must be a non-empty 2-D (n_clips, n_classes) or 3-D "
+                         f"(n_clips, n_positions, n_classes) array of numbers; got "
+                         f"shape {arr.shape}, dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} holds values that are not finite")
+    return arr.astype(np.float32), labels
+
+
+def precomputed_teacher_outputs(logits, features, step=1):
+    """:class:`TeacherOutputs` from logits given per clip or per crop position.
+
+    ``logits`` (columns already in the student's class order) is either
+
+    * (n_rows, C): one row per training clip, the teacher's output for the
+      clip's own window.  Crops between two clips of a recording get the
+      interpolation of theirs; crops before the first or after the last
+      clip present, the nearest clip's;
+    * (n_rows, P, C): for each training clip, the teacher's outputs at the
+      window starts ``0, step, 2 * step, ...`` (frames) of the clip's
+      recording, the last one the last start a crop can draw, i.e.
+      ``(P - 1) * step == recording frames - clip frames``.
+    """
+    n = len(features)
+    if len(logits) != n:
+        raise ValueError(f"teacher_outputs has {len(logits)} rows, X has {n} clips: one row per "
+                         "training clip, in X's order")
+    width = features.width
+    if logits.ndim == 2:
+        order = np.argsort(features.row_start, kind="stable")
+        pos, first = np.unique(features.row_start[order], return_index=True)
+        rows = order[first]
+        table = {int(p): logits[r] for p, r in zip(pos, rows)}
+        # hold the end values out to each recording's first and last drawable start
+        for lo, hi in np.unique(np.stack([features.rec_start, features.rec_stop], 1), axis=0):
+            inside = pos[(pos >= lo) & (pos <= hi - width)]
+            table.setdefault(int(lo), table[int(inside[0])])
+            table.setdefault(int(hi - width), table[int(inside[-1])])
+        keys = np.array(sorted(table), dtype=np.int64)
+        return TeacherOutputs(keys, torch.from_numpy(np.stack([table[int(k)] for k in keys])))
+    n_pos = logits.shape[1]
+    span = features.rec_stop - features.rec_start - width
+    bad = np.flatnonzero((n_pos - 1) * step != span)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"teacher_outputs has {n_pos} positions per clip at teacher_step={step}, but clip {i}'s "
+            f"recording has {span[i] + 1} window starts: expected {span[i] // step + 1} positions "
+            f"with {step} dividing {span[i]} (the last start a crop can draw)")
+    _, first = np.unique(features.rec_start, return_index=True)
+    keys = (features.rec_start[first][:, None] + step * np.arange(n_pos)).reshape(-1)
+    return TeacherOutputs(keys.astype(np.int64),
+                          torch.from_numpy(np.ascontiguousarray(logits[first].reshape(-1, logits.shape[2]))))
 
 
 def compute_teacher_outputs(teacher, features, positions, *, chunk=4096, verbose=0):

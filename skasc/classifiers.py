@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pickle
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -17,16 +18,28 @@ from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch.callbacks import Callback, ProgressBar
 from skorch.dataset import Dataset
 
-from ._featureset import as_tensor_windows
+from ._featureset import AudioSet, FeatureSet, as_tensor_windows
 from ._inference import cached_fast_predictor
 from ._networks import held_networks
-from ._ops import softmax
+from ._ops import fuse_logits, softmax
+from ._teachers import (
+    OnDemandTeacherOutputs,
+    check_scores_available,
+    check_teacher_rate,
+    column_order,
+    is_network_teacher,
+    reads_audio,
+    teacher_input,
+    teacher_logits_at,
+    teacher_scores,
+    unwrap,
+)
 from ._training import (
     BatchDrawer,
     EpochCheckpoint,
@@ -36,11 +49,12 @@ from ._training import (
     SoftTargetCrossEntropy,
     TeacherOutputs,
     check_device,
-    compute_teacher_outputs,
     cosine_lr,
     plain_module,
     resume_from_checkpoint,
     reuse_freed_memory,
+    precomputed_teacher_outputs,
+    read_teacher_logits,
     teacher_positions,
     training_fingerprint,
 )
@@ -56,17 +70,26 @@ def _check_targets(est, X, y):
     if y is None:
         raise ValueError(f"{type(est).__name__} requires y to be passed, but the target y is None.")
     features = as_feature_set(X)
+    return features, _check_labels(est, y, len(features))
+
+
+def _n_rows(X):
+    return len(X) if hasattr(X, "__len__") else np.asarray(X).shape[0]
+
+
+def _check_labels(est, y, n):
+    """y as a 1-D array of ``n`` labels of at least two classes."""
+    if y is None:
+        raise ValueError(f"{type(est).__name__} requires y to be passed, but the target y is None.")
     y = column_or_1d(y, warn=True)
-    if len(y) != len(features):
-        raise ValueError(
-            f"X and y have different lengths: X has {len(features)} rows, y has {len(y)}"
-        )
+    if len(y) != n:
+        raise ValueError(f"X and y have different lengths: X has {n} rows, y has {len(y)}")
     check_classification_targets(y)
     if len(np.unique(y)) < 2:
         raise ValueError(
             f"{type(est).__name__} needs at least 2 classes in y; got 1 class: {np.unique(y)[0]!r}"
         )
-    return features, y
+    return y
 
 
 def _check_features_for(est, X):
@@ -91,15 +114,6 @@ def _fit_or_forget(est, X, y):
             delattr(est, name)
         raise
 
-
-def _is_skasc_classifier(est):
-    if isinstance(est, FrozenEstimator):
-        est = est.estimator
-    return isinstance(est, (DwsCNNClassifier, EnsembleTeacher))
-
-
-_SKASC_CLASSIFIERS = ("skasc classifiers (DwsCNNClassifier, EnsembleTeacher, DistilledStudent; "
-                      "fitted ones may be wrapped in FrozenEstimator)")
 
 _POSITIVE_INT = [Interval(Integral, 1, None, closed="left")]
 # upper bound np.inf, closed on the right: inf and NaN are refused
@@ -178,7 +192,259 @@ class _SceneClassifierMixin:
         return super().score(X, y, sample_weight=sample_weight)
 
 
-class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
+class _NetworkClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
+    """Training and inference shared by the skasc network classifiers.
+
+    A subclass says which network it trains (:meth:`_net_spec`), how it
+    turns ``X`` into a :class:`~skasc.FeatureSet` (:meth:`_as_features`),
+    and may add work before training (:meth:`_before_training`); the
+    rest -- the skorch net, per-batch augmentation, checkpoints bound to a
+    fingerprint, warm starts, batched inference -- is here, once.
+    """
+
+    # what a teacher of this kind reads (see skasc._teachers)
+    _input_kind = "features"
+
+    # -- validation -----------------------------------------------------
+    def _check_params_beyond_table(self):
+        """What the constraint table cannot express; ValueError naming the parameter."""
+        check_device(self.device)
+        for i, cb in enumerate(self.callbacks or ()):
+            obj = cb[1] if isinstance(cb, tuple) and len(cb) == 2 and isinstance(cb[0], str) else cb
+            if not (isinstance(obj, Callback) or (isinstance(obj, type) and issubclass(obj, Callback))):
+                raise ValueError(
+                    f"callbacks[{i}] must be a skorch Callback or a (name, Callback) pair, got {cb!r}"
+                )
+        if self.checkpoint_dir is not None and Path(self.checkpoint_dir).exists() \
+                and not Path(self.checkpoint_dir).is_dir():
+            raise ValueError(
+                f"checkpoint_dir {str(self.checkpoint_dir)!r} is a file, not a folder; "
+                "pass a folder (it is created if missing)"
+            )
+
+    # -- training -------------------------------------------------------
+    def _distillation(self):
+        """Keyword arguments of SceneNet's distillation loss (none here)."""
+        return {}
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train on clips ``X`` (FeatureSet or array) with labels ``y``.
+
+        Raises KeyboardInterrupt on Ctrl-C and FloatingPointError if the
+        loss becomes non-finite, leaving the estimator unfitted.
+
+        Parameters
+        ----------
+        X : FeatureSet or array of shape (n_clips, bands, frames)
+            Training clips (a FeatureSet carries the crops and masks to draw).
+        y : array-like of shape (n_clips,)
+            Scene labels.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._check_params_beyond_table()
+        return _fit_or_forget(self, X, y)
+
+    def _fit(self, X, y):
+        features, y = _check_targets(self, self._as_features(X, y, training=True), y)
+        start = self._warm_start_weights(features, y)
+        if start is None:  # a fine-tuning run keeps the fitted classes (y may hold fewer)
+            self._encoder = LabelEncoder().fit(y)
+            self.classes_ = self._encoder.classes_
+        y_enc = self._encoder.transform(y).astype(np.int64)
+        self.input_shape_ = features.feature_shape
+        self._set_n_features(X, features)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        distillation = self._distillation()
+        checkpoint = self._checkpoint_place(features, y_enc, start)
+        rows = np.arange(len(features))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net_ = self._build_net(features, len(self.classes_), seed, distillation, checkpoint)
+            self.net_.initialize()
+            self._after_initialize(self.net_)
+            if getattr(self, "standardize", False):
+                with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+                    mean, std = features.band_statistics()
+                if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+                    raise ValueError(
+                        f"X holds values too large to standardize (largest magnitude "
+                        f"{np.abs(features.store).max():.3g}): the band statistics overflow float32; "
+                        "check the features' scale"
+                    )
+                plain_module(self.net_.module_).set_input_normalization(mean, std)
+            if start is not None:  # fine-tuning: the fitted weights and standardisation
+                plain_module(self.net_.module_).load_state_dict(start)
+            done = 0
+            if checkpoint is not None and checkpoint[0].exists():
+                finished = resume_from_checkpoint(self.net_, *checkpoint)
+                done = self.max_epochs if finished else len(self.net_.history)
+                if self.verbose:
+                    print(f"resuming from {checkpoint[0]}: {len(self.net_.history)} of "
+                          f"{self.max_epochs} epochs done", flush=True)
+            if done < self.max_epochs:
+                # CPU only: CUDA tensors come from torch's own caching allocator
+                with reuse_freed_memory(enabled=check_device(self.device).type == "cpu"):
+                    self._before_training(features, checkpoint)
+                    self.net_.partial_fit(rows, y_enc, epochs=self.max_epochs - done)
+        self.net_.iterator_train__collate_fn.release()
+        # the network itself, not a torch.compile wrapper (which neither
+        # pickles nor runs skasc's inference paths)
+        self.net_.module_ = plain_module(self.net_.module_)
+        self.module_ = self.net_.module_.eval()
+        return self
+
+    def _before_training(self, features, checkpoint):
+        """Work done only when epochs remain to train (none here)."""
+
+    # -- hooks: what a subclass's network and input need ------------------
+    def _as_features(self, X, y=None, training=False):
+        """``X`` as the FeatureSet the network trains on (``training``) or
+        predicts from."""
+        return as_feature_set(X)
+
+    def _predict_features(self, X):
+        """Features of ``X`` checked against the fitted input."""
+        return _check_features_for(self, X)
+
+    def _net_spec(self, features, n_classes):
+        """``module`` and ``module__*`` keyword arguments of the skorch net."""
+        raise NotImplementedError
+
+    def _set_n_features(self, X, features):
+        """Set ``n_features_in_``: here the width of the flattened features."""
+        self.n_features_in_ = features.shape[1]
+
+    def _after_initialize(self, net):
+        """Called once the skorch net is initialised, before any warm start or
+        resumed checkpoint is loaded (e.g. to load pretrained weights)."""
+
+    def _fast_predictor(self):
+        """A fitted :class:`~skasc._inference.FastPredictor`, or None (eager)."""
+        return None
+
+    def _warm_start_weights(self, features, y):
+        """The fitted network's state to continue from, or None (a new initialisation)."""
+        if not (self.warm_start and hasattr(self, "module_")):
+            return None
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(
+                f"warm_start=True continues the fitted network, whose classes are "
+                f"{self.classes_.tolist()}, but y has other classes too: {unknown.tolist()}")
+        if features.feature_shape != self.input_shape_:
+            raise ValueError(
+                f"warm_start=True continues the fitted network, whose input shape is "
+                f"{self.input_shape_}, but X has {features.feature_shape}")
+        return {k: v.detach().clone() for k, v in plain_module(self.module_).state_dict().items()}
+
+    def _fingerprint_arrays(self):
+        """Arrays besides the data and parameters that a checkpoint is bound to."""
+        return ()
+
+    def _checkpoint_place(self, features, y_enc, start=None):
+        """(path of the checkpoint file, fingerprint) of this fit, or None.
+
+        The file lives in a subfolder of checkpoint_dir named after the
+        fingerprint of the data and parameters, so only the very same
+        training is ever resumed.
+        """
+        if self.checkpoint_dir is None:
+            return None
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in ("callbacks", "verbose", "checkpoint_dir", "teacher", "device", "compile")}
+        about = dict(estimator=type(self).__name__, params=params, n_rows=len(y_enc),
+                     classes=[repr(c) for c in self.classes_], input_shape=list(self.input_shape_))
+        text = json.dumps(about, sort_keys=True, default=repr)
+        arrays = list(self._fingerprint_arrays())
+        if start is not None:  # a fine-tuning run is bound to the weights it starts from
+            arrays += [t.detach().cpu().reshape(-1).view(torch.uint8).numpy() for t in start.values()]
+        digest = training_fingerprint(features, y_enc, text, arrays)
+        folder = Path(self.checkpoint_dir) / digest
+        folder.mkdir(parents=True, exist_ok=True)
+        about_file = folder / "about.json"  # for people looking for a run's folder
+        if not about_file.exists():
+            tmp = folder / f".about.json.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(about, sort_keys=True, indent=1, default=repr))
+            os.replace(tmp, about_file)
+        return folder / "checkpoint.pt", digest
+
+    def _build_net(self, features, n_classes, seed, distillation, checkpoint=None):
+        drawer = BatchDrawer(features, n_classes, self.mixup_alpha, seed, device=self.device)
+        generator = torch.Generator()
+        callbacks = [("epoch_seed", EpochSeed(drawer, generator))]
+        if self.lr_schedule == "cosine":
+            callbacks.append(("cosine_lr", cosine_lr(self.max_epochs)))
+        if self.verbose >= 2:
+            callbacks.append(("progress", ProgressBar()))
+        callbacks += list(self.callbacks or [])
+        if checkpoint is not None:
+            # last: a user callback that ends the epoch (or restores the best
+            # weights at the end of training) acts before the state is saved
+            callbacks.append(("skasc_checkpoint", EpochCheckpoint(*checkpoint)))
+        silence = {} if self.verbose else {"callbacks__print_log": None}
+        return SceneNet(
+            **self._net_spec(features, n_classes),
+            criterion=SoftTargetCrossEntropy,
+            optimizer=torch.optim.Adam,
+            optimizer__weight_decay=self.weight_decay,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=None,
+            iterator_train__shuffle=True,
+            iterator_train__generator=generator,
+            iterator_train__collate_fn=drawer,
+            dataset=Dataset,
+            callbacks=callbacks,
+            device=self.device,
+            compile=self.compile,
+            # one compiled graph per batch size (a full batch, the last one)
+            # rather than a dynamic-shape graph that runs slower
+            compile__dynamic=False,
+            verbose=int(bool(self.verbose)),
+            **distillation,
+            **silence,
+        )
+
+    # -- inference ------------------------------------------------------
+    def predict_logits(self, X, batch_size=512):
+        """The network's logits for each clip, one column per class.
+
+        :meth:`decision_function` gives the same scores in scikit-learn's
+        shape, which for two classes is one column; this method always
+        gives every class's logit (what distillation and export use).
+
+        Parameters
+        ----------
+        X : FeatureSet or array of shape (n_clips, bands, frames)
+        batch_size : int, default=512
+            Clips computed at a time.
+
+        Returns
+        -------
+        ndarray of shape (n_clips, n_classes)
+            Logits; their softmax is :meth:`predict_proba`.
+        """
+        check_is_fitted(self, "module_")
+        features = self._predict_features(X)
+        fast = self._fast_predictor()
+        if fast is not None:  # CPU, no forward hooks
+            return _fast_batched_logits(fast, features, batch_size)
+        return _batched_logits(self.module_, features, self.device, batch_size)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+
+class DwsCNNClassifier(_NetworkClassifier):
     """The paper's depthwise-separable CNN as a scikit-learn classifier.
 
     Trains :class:`skasc.nn.DwsCNN` with skorch on the features of a
@@ -334,219 +600,14 @@ class DwsCNNClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    # -- validation -----------------------------------------------------
-    def _check_params_beyond_table(self):
-        """What the constraint table cannot express; ValueError naming the parameter."""
-        check_device(self.device)
-        for i, cb in enumerate(self.callbacks or ()):
-            obj = cb[1] if isinstance(cb, tuple) and len(cb) == 2 and isinstance(cb[0], str) else cb
-            if not (isinstance(obj, Callback) or (isinstance(obj, type) and issubclass(obj, Callback))):
-                raise ValueError(
-                    f"callbacks[{i}] must be a skorch Callback or a (name, Callback) pair, got {cb!r}"
-                )
-        if self.checkpoint_dir is not None and Path(self.checkpoint_dir).exists() \
-                and not Path(self.checkpoint_dir).is_dir():
-            raise ValueError(
-                f"checkpoint_dir {str(self.checkpoint_dir)!r} is a file, not a folder; "
-                "pass a folder (it is created if missing)"
-            )
+    # -- what is specific to this network (hooks of _NetworkClassifier) -----
+    def _net_spec(self, features, n_classes):
+        return dict(module=DwsCNN, module__n_classes=n_classes, module__hidden=self.hidden,
+                    module__input_shape=features.feature_shape,
+                    module__linear_hidden=self.linear_hidden)
 
-    # -- training -------------------------------------------------------
-    def _distillation(self):
-        """Keyword arguments of SceneNet's distillation loss (none here)."""
-        return {}
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        """Train on clips ``X`` (FeatureSet or array) with labels ``y``.
-
-        Raises KeyboardInterrupt on Ctrl-C and FloatingPointError if the
-        loss becomes non-finite, leaving the estimator unfitted.
-
-        Parameters
-        ----------
-        X : FeatureSet or array of shape (n_clips, bands, frames)
-            Training clips (a FeatureSet carries the crops and masks to draw).
-        y : array-like of shape (n_clips,)
-            Scene labels.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-        self._check_params_beyond_table()
-        return _fit_or_forget(self, X, y)
-
-    def _fit(self, X, y):
-        features, y = _check_targets(self, X, y)
-        start = self._warm_start_weights(features, y)
-        if start is None:  # a fine-tuning run keeps the fitted classes (y may hold fewer)
-            self._encoder = LabelEncoder().fit(y)
-            self.classes_ = self._encoder.classes_
-        y_enc = self._encoder.transform(y).astype(np.int64)
-        self.input_shape_ = features.feature_shape
-        self.n_features_in_ = features.shape[1]
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        distillation = self._distillation()
-        checkpoint = self._checkpoint_place(features, y_enc, start)
-        rows = np.arange(len(features))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.net_ = self._build_net(features, len(self.classes_), seed, distillation, checkpoint)
-            self.net_.initialize()
-            if self.standardize:
-                with np.errstate(over="ignore", invalid="ignore"):  # refused just below
-                    mean, std = features.band_statistics()
-                if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-                    raise ValueError(
-                        f"X holds values too large to standardize (largest magnitude "
-                        f"{np.abs(features.store).max():.3g}): the band statistics overflow float32; "
-                        "check the features' scale"
-                    )
-                plain_module(self.net_.module_).set_input_normalization(mean, std)
-            if start is not None:  # fine-tuning: the fitted weights and standardisation
-                plain_module(self.net_.module_).load_state_dict(start)
-            done = 0
-            if checkpoint is not None and checkpoint[0].exists():
-                finished = resume_from_checkpoint(self.net_, *checkpoint)
-                done = self.max_epochs if finished else len(self.net_.history)
-                if self.verbose:
-                    print(f"resuming from {checkpoint[0]}: {len(self.net_.history)} of "
-                          f"{self.max_epochs} epochs done", flush=True)
-            if done < self.max_epochs:
-                # CPU only: CUDA tensors come from torch's own caching allocator
-                with reuse_freed_memory(enabled=check_device(self.device).type == "cpu"):
-                    self._before_training(features, checkpoint)
-                    self.net_.partial_fit(rows, y_enc, epochs=self.max_epochs - done)
-        self.net_.iterator_train__collate_fn.release()
-        # the network itself, not a torch.compile wrapper (which neither
-        # pickles nor runs skasc's inference paths)
-        self.net_.module_ = plain_module(self.net_.module_)
-        self.module_ = self.net_.module_.eval()
-        return self
-
-    def _before_training(self, features, checkpoint):
-        """Work done only when epochs remain to train (none here)."""
-
-    def _warm_start_weights(self, features, y):
-        """The fitted network's state to continue from, or None (a new initialisation)."""
-        if not (self.warm_start and hasattr(self, "module_")):
-            return None
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if len(unknown):
-            raise ValueError(
-                f"warm_start=True continues the fitted network, whose classes are "
-                f"{self.classes_.tolist()}, but y has other classes too: {unknown.tolist()}")
-        if features.feature_shape != self.input_shape_:
-            raise ValueError(
-                f"warm_start=True continues the fitted network, whose input shape is "
-                f"{self.input_shape_}, but X has {features.feature_shape}")
-        return {k: v.detach().clone() for k, v in plain_module(self.module_).state_dict().items()}
-
-    def _fingerprint_arrays(self):
-        """Arrays besides the data and parameters that a checkpoint is bound to."""
-        return ()
-
-    def _checkpoint_place(self, features, y_enc, start=None):
-        """(path of the checkpoint file, fingerprint) of this fit, or None.
-
-        The file lives in a subfolder of checkpoint_dir named after the
-        fingerprint of the data and parameters, so only the very same
-        training is ever resumed.
-        """
-        if self.checkpoint_dir is None:
-            return None
-        params = {k: v for k, v in self.get_params(deep=False).items()
-                  if k not in ("callbacks", "verbose", "checkpoint_dir", "teacher", "device", "compile")}
-        about = dict(estimator=type(self).__name__, params=params, n_rows=len(y_enc),
-                     classes=[repr(c) for c in self.classes_], input_shape=list(self.input_shape_))
-        text = json.dumps(about, sort_keys=True, default=repr)
-        arrays = list(self._fingerprint_arrays())
-        if start is not None:  # a fine-tuning run is bound to the weights it starts from
-            arrays += [t.detach().cpu().reshape(-1).view(torch.uint8).numpy() for t in start.values()]
-        digest = training_fingerprint(features, y_enc, text, arrays)
-        folder = Path(self.checkpoint_dir) / digest
-        folder.mkdir(parents=True, exist_ok=True)
-        about_file = folder / "about.json"  # for people looking for a run's folder
-        if not about_file.exists():
-            tmp = folder / f".about.json.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(about, sort_keys=True, indent=1, default=repr))
-            os.replace(tmp, about_file)
-        return folder / "checkpoint.pt", digest
-
-    def _build_net(self, features, n_classes, seed, distillation, checkpoint=None):
-        drawer = BatchDrawer(features, n_classes, self.mixup_alpha, seed, device=self.device)
-        generator = torch.Generator()
-        callbacks = [("epoch_seed", EpochSeed(drawer, generator))]
-        if self.lr_schedule == "cosine":
-            callbacks.append(("cosine_lr", cosine_lr(self.max_epochs)))
-        if self.verbose >= 2:
-            callbacks.append(("progress", ProgressBar()))
-        callbacks += list(self.callbacks or [])
-        if checkpoint is not None:
-            # last: a user callback that ends the epoch (or restores the best
-            # weights at the end of training) acts before the state is saved
-            callbacks.append(("skasc_checkpoint", EpochCheckpoint(*checkpoint)))
-        silence = {} if self.verbose else {"callbacks__print_log": None}
-        return SceneNet(
-            DwsCNN,
-            module__n_classes=n_classes,
-            module__hidden=self.hidden,
-            module__input_shape=features.feature_shape,
-            module__linear_hidden=self.linear_hidden,
-            criterion=SoftTargetCrossEntropy,
-            optimizer=torch.optim.Adam,
-            optimizer__weight_decay=self.weight_decay,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            train_split=None,
-            iterator_train__shuffle=True,
-            iterator_train__generator=generator,
-            iterator_train__collate_fn=drawer,
-            dataset=Dataset,
-            callbacks=callbacks,
-            device=self.device,
-            compile=self.compile,
-            # one compiled graph per batch size (a full batch, the last one)
-            # rather than a dynamic-shape graph that runs slower
-            compile__dynamic=False,
-            verbose=int(bool(self.verbose)),
-            **distillation,
-            **silence,
-        )
-
-    # -- inference ------------------------------------------------------
-    def predict_logits(self, X, batch_size=512):
-        """The network's logits for each clip, one column per class.
-
-        :meth:`decision_function` gives the same scores in scikit-learn's
-        shape, which for two classes is one column; this method always
-        gives every class's logit (what distillation and export use).
-
-        Parameters
-        ----------
-        X : FeatureSet or array of shape (n_clips, bands, frames)
-        batch_size : int, default=512
-            Clips computed at a time.
-
-        Returns
-        -------
-        ndarray of shape (n_clips, n_classes)
-            Logits; their softmax is :meth:`predict_proba`.
-        """
-        check_is_fitted(self, "module_")
-        features = _check_features_for(self, X)
-        fast = cached_fast_predictor(self, [self.module_], self.input_shape_, device=self.device)
-        if fast is not None:  # CPU, no forward hooks
-            return _fast_batched_logits(fast, features, batch_size)
-        return _batched_logits(self.module_, features, self.device, batch_size)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
-        return tags
+    def _fast_predictor(self):
+        return cached_fast_predictor(self, [self.module_], self.input_shape_, device=self.device)
 
 
 def _batched_logits(module, features, device, batch_size):
@@ -577,20 +638,32 @@ def _fit_member(estimator, X, y, n_threads):
 
 
 class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
-    """Average of several networks, the paper's fused teacher.
+    """Average of several classifiers, the paper's fused teacher.
+
+    Members are usually skasc networks (the paper's four DwsCNNs), whose
+    logits are fused in one fast pass; any scikit-learn classifier with
+    ``predict_proba`` or ``decision_function`` may join them, e.g. a
+    :class:`~skasc.PretrainedClassifier` or a Pipeline with its own front
+    end.  Each member reads what it needs of ``X`` (a member that reads
+    audio gets the audio behind a :class:`~skasc.FeatureSet`, see
+    :class:`~skasc.AudioLink`), and its columns are matched to the
+    ensemble's classes **by label**: members whose labels differ from each
+    other or from ``y`` are refused naming the labels.
 
     Parameters
     ----------
-    estimators : list of skasc classifiers, default=None
+    estimators : list of classifiers, default=None
         Members, cloned and fitted on the same data (fitted members wrapped
         in :class:`sklearn.frozen.FrozenEstimator` are used as they are).
-        They must be skasc classifiers (:class:`DwsCNNClassifier`,
-        :class:`EnsembleTeacher`, :class:`DistilledStudent`): any other is
-        refused with TypeError before any member trains.  None gives the
-        paper's teacher: four ``DwsCNNClassifier(hidden=256)`` seeded 0-3.
+        A member that has neither ``predict_proba`` nor
+        ``decision_function`` is refused with TypeError before any member
+        trains.  None gives the paper's teacher: four
+        ``DwsCNNClassifier(hidden=256)`` seeded 0-3.
     fusion : {"logits", "proba"}, default="logits"
         Average the members' logits (the fused logits feed distillation
-        directly) or their probabilities.
+        directly) or their probabilities (better when the members are of
+        different kinds, whose logits have different scales).  Members
+        without logits contribute the log of their probabilities.
     n_jobs : int, default=None
         Members trained in parallel (joblib processes) on CPU; members on
         a CUDA device are trained one after the other.  Not 0; -1: all
@@ -601,7 +674,10 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     ----------
     estimators_ : list
         The fitted members.
-    classes_, n_features_in_, input_shape_
+    classes_ : ndarray
+        The labels of ``y``, sorted; every member's columns are matched to them.
+    n_features_in_, input_shape_
+        Those of the first member that reads features (absent if none does).
 
     Examples
     --------
@@ -616,6 +692,8 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     >>> teacher.predict_logits(X).shape
     (40, 2)
     """
+
+    _input_kind = "ensemble"
 
     _parameter_constraints: dict = {
         "estimators": [list, tuple, None],
@@ -638,11 +716,7 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         if not members:
             raise ValueError("estimators must hold at least one classifier")
         for i, member in enumerate(members):
-            if not _is_skasc_classifier(member):
-                raise TypeError(
-                    f"estimators[{i}] is a {type(member).__name__}; EnsembleTeacher's members "
-                    f"must be {_SKASC_CLASSIFIERS}, whose networks it fuses"
-                )
+            check_scores_available(member, f"estimators[{i}]")
         return members
 
     @_fit_context(prefer_skip_nested_validation=False)  # members validate their own
@@ -651,8 +725,9 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : FeatureSet or array of shape (n_clips, bands, frames)
-            Training clips (a FeatureSet carries the crops and masks to draw).
+        X : FeatureSet, array of shape (n_clips, bands, frames), or audio rows
+            Training clips (a FeatureSet carries the crops and masks to
+            draw, and the way back to its audio for members that read audio).
         y : array-like of shape (n_clips,)
             Scene labels.
 
@@ -666,21 +741,41 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     def _fit(self, X, y):
         members = [clone(m) for m in self._members()]
         for member in members:  # every member's parameters, before any member trains
-            member._validate_params()
-            getattr(member, "_check_params_beyond_table", lambda: None)()
-        features, y = _check_targets(self, X, y)
-        on_gpu = any(str(getattr(m, "device", "cpu")).startswith("cuda") for m in members)
+            inner = unwrap(member)
+            if hasattr(inner, "_validate_params") and not _is_fitted(inner):
+                inner._validate_params()
+            getattr(inner, "_check_params_beyond_table", lambda: None)()
+        if all(reads_audio(m) for m in members) and not isinstance(X, FeatureSet):
+            y = _check_labels(self, y, _n_rows(X))
+            features = X
+        else:
+            features, y = _check_targets(self, X, y)
+        inputs = [teacher_input(m, features, f"estimators[{i}]") for i, m in enumerate(members)]
+        for i, (m, x) in enumerate(zip(members, inputs)):
+            if isinstance(x, AudioSet):
+                check_teacher_rate(m, x.sr, f"estimators[{i}]")
+        on_gpu = any(str(getattr(unwrap(m), "device", "cpu")).startswith("cuda") for m in members)
         n_jobs = 1 if on_gpu else self.n_jobs
         workers = min(effective_n_jobs(n_jobs), len(members))
         threads = max(1, torch.get_num_threads() // workers) if workers > 1 else None
         self.estimators_ = Parallel(n_jobs=workers, verbose=self.verbose)(
-            delayed(_fit_member)(m, features, y, threads) for m in members
+            delayed(_fit_member)(m, x, y, threads) for m, x in zip(members, inputs)
         )
-        first = self.estimators_[0]
-        self.classes_ = first.classes_
-        self.n_features_in_ = first.n_features_in_
-        self.input_shape_ = first.input_shape_
+        self.classes_ = np.unique(y)
+        self._orders = [column_order(unwrap(m).classes_, self.classes_, f"estimators[{i}]")
+                        for i, m in enumerate(self.estimators_)]
+        readers = [unwrap(m) for m in self.estimators_ if not reads_audio(m)]
+        for name in ("n_features_in_", "input_shape_"):
+            self.__dict__.pop(name, None)
+            if readers and hasattr(readers[0], name):
+                setattr(self, name, getattr(readers[0], name))
         return self
+
+    def _fused_networks(self):
+        """True when every member is a skasc network with the ensemble's column
+        order: the fused fast path applies."""
+        return is_network_teacher(self) and all(
+            np.array_equal(o, np.arange(len(self.classes_))) for o in self._orders)
 
     def predict_logits(self, X, batch_size=512):
         """Fused logits of each clip, one column per class (see
@@ -689,6 +784,7 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : FeatureSet or array of shape (n_clips, bands, frames)
+            (audio rows too when every member reads audio)
         batch_size : int, default=512
             Clips computed at a time.
 
@@ -696,9 +792,14 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_clips, n_classes)
             The members' averaged logits (``fusion="logits"``) or the log
-            of their averaged probabilities (``fusion="proba"``).
+            of their averaged probabilities (``fusion="proba"``), columns in
+            the order of ``classes_``.
         """
         check_is_fitted(self, "estimators_")
+        if not self._fused_networks():
+            outs = [torch.from_numpy(teacher_scores(m, teacher_input(m, X, f"estimators[{i}]"))[:, o])
+                    for i, (m, o) in enumerate(zip(self.estimators_, self._orders))]
+            return fuse_logits(outs, self.fusion).numpy()
         features = _check_features_for(self, X)
         device = getattr(self.estimators_[0], "device", "cpu")
         fast = cached_fast_predictor(self, held_networks(self).modules, self.input_shape_,
@@ -769,19 +870,45 @@ class DistilledStudent(DwsCNNClassifier):
     candidate.  An unfitted teacher is cloned and fitted on the same data
     first (then available as ``teacher_``).
 
+    **Any classifier can teach** (see ``skasc._teachers``): a skasc network
+    reads the student's log-mel windows; a classifier that reads audio --
+    :class:`~skasc.PretrainedClassifier`, or a Pipeline starting with
+    :class:`~skasc.Reassembler` or :class:`~skasc.LogMel` -- is given the
+    audio of the very windows the student sees (cut from the recordings
+    that :class:`~skasc.LogMel` linked the features to, as waveforms at the
+    student's sample rate; an unfitted one is fitted on the student's
+    audio rows); any other scikit-learn classifier reads the windows'
+    features as flat rows.  Its scores are ``predict_logits``, else the log
+    of ``predict_proba``, else ``decision_function``.  The teacher's
+    columns are matched to the student's classes by label; a teacher with
+    other labels is refused naming them.  A teacher's sample-rate
+    parameters (``sr``) must equal the student's audio rate.
+
     Parameters
     ----------
-    teacher : skasc classifier, default=None
-        A :class:`DwsCNNClassifier`, :class:`EnsembleTeacher` or another
-        skasc classifier (fitted or not, bare or in a FrozenEstimator); any
-        other classifier is refused with TypeError before anything trains.
-        None: ``EnsembleTeacher()`` (the paper's four hidden=256 networks).
+    teacher : classifier, default=None
+        Any scikit-learn classifier with ``predict_proba`` or
+        ``decision_function`` (fitted or not, bare or in a
+        FrozenEstimator); one without is refused with TypeError before
+        anything trains.  None: ``EnsembleTeacher()`` (the paper's four
+        hidden=256 networks), unless ``teacher_outputs`` holds precomputed
+        outputs.
     temperature : float, default=2.0
     soft_weight : float, default=0.5
         Weight of the soft (teacher) loss.
-    teacher_outputs : {"cached", "online"}, default="cached"
+    teacher_outputs : {"cached", "online"}, array or path, default="cached"
         Compute the teacher's outputs once before training, or run the
-        teacher on every batch (see above).
+        teacher on every batch (see above; a teacher that is not a skasc
+        network runs on each batch's drawn windows before masks and mixup,
+        its probabilities mixed like the labels).  Or precomputed logits,
+        the way published ensembles ship theirs (``teacher`` must then be
+        None): an array or ``.npy`` file of shape (n_clips, n_classes) --
+        one row per training clip, for its own window -- or (n_clips,
+        n_positions, n_classes) -- per clip, the windows starting at frames
+        ``0, teacher_step, 2 * teacher_step, ...`` of its recording up to
+        the last start a crop can draw; columns in the order of the sorted
+        labels of ``y``, or a ``.npz`` file with ``logits`` and ``classes``
+        (the label of each column, matched by label).
     teacher_step : int, default=1
         With ``teacher_outputs="cached"``: grid, in frames, of the crop
         positions the teacher's outputs are computed at.  1: every position a
@@ -821,7 +948,7 @@ class DistilledStudent(DwsCNNClassifier):
         "teacher": [HasMethods(["fit", "predict"]), None],
         "temperature": _POSITIVE_REAL,
         "soft_weight": [Interval(Real, 0, 1, closed="both")],
-        "teacher_outputs": [StrOptions({"cached", "online"})],
+        "teacher_outputs": [StrOptions({"cached", "online"}), np.ndarray, str, os.PathLike],
         "teacher_step": _POSITIVE_INT,
     }
 
@@ -873,31 +1000,57 @@ class DistilledStudent(DwsCNNClassifier):
         self._check_params_beyond_table()
         return _fit_or_forget(self, X, y)
 
+    def _check_params_beyond_table(self):
+        super()._check_params_beyond_table()
+        value = self.teacher_outputs
+        if isinstance(value, (str, os.PathLike)) and value not in ("cached", "online") \
+                and Path(value).suffix not in (".npy", ".npz"):
+            raise InvalidParameterError(
+                f"The 'teacher_outputs' parameter of {type(self).__name__} must be 'cached', "
+                f"'online', an array or the path of a .npy or .npz file of teacher logits. "
+                f"Got {value!r} instead.")
+
+    def _precomputed(self):
+        """True when ``teacher_outputs`` holds the teacher's logits themselves."""
+        return not (isinstance(self.teacher_outputs, str)
+                    and self.teacher_outputs in ("cached", "online"))
+
     def _fit(self, X, y):
+        features = as_feature_set(X)
+        fine_tuning = self.warm_start and hasattr(self, "module_")
+        if y is not None:
+            y_arr = column_or_1d(y)
+            classes = np.asarray(self.classes_) if fine_tuning else np.unique(y_arr)
+        if self._precomputed():
+            if self.teacher is not None:
+                raise ValueError("teacher_outputs holds precomputed teacher logits and a teacher "
+                                 "is given too: pass one of them (teacher=None)")
+            logits, labels = read_teacher_logits(self.teacher_outputs)
+            if y is not None:
+                if labels is not None:
+                    logits = logits[..., column_order(labels, classes, "teacher_outputs")]
+                elif logits.shape[-1] != len(classes):
+                    raise ValueError(
+                        f"teacher_outputs has {logits.shape[-1]} columns, y has {len(classes)} "
+                        f"classes; columns are taken in the order of the sorted labels "
+                        f"{classes.tolist()} (or pass a .npz with 'classes' naming them)")
+            self._teacher_logits = logits
+            self.teacher_ = None
+            return super()._fit(X, y)
         teacher = EnsembleTeacher() if self.teacher is None else self.teacher
-        if isinstance(teacher, FrozenEstimator):
-            teacher = teacher.estimator
-        if not _is_skasc_classifier(teacher):
-            raise TypeError(f"teacher must be one of the {_SKASC_CLASSIFIERS}; "
-                            f"got {type(teacher).__name__}")
+        check_scores_available(teacher, "teacher")
+        teacher = unwrap(teacher)
+        if reads_audio(teacher):  # before any training: the audio is there, at the right rate
+            audio = teacher_input(teacher, features)
+            check_teacher_rate(teacher, audio.sr)
         if _is_fitted(teacher):
             self.teacher_ = teacher
         else:
-            _check_targets(self, X, y)
-            self.teacher_ = clone(teacher).fit(X, y)
-        y_arr = column_or_1d(y) if y is not None else y
-        if y_arr is not None:
-            classes = np.unique(y_arr)
-            fine_tuning = self.warm_start and hasattr(self, "module_")
-            if fine_tuning:  # y may hold a subset of the classes (see warm_start)
-                classes = np.asarray(self.classes_)
-            if len(classes) != len(self.teacher_.classes_) or np.any(classes != self.teacher_.classes_):
-                raise ValueError(
-                    f"the teacher was fitted on classes {self.teacher_.classes_.tolist()}, but y "
-                    f"has classes {classes.tolist()}; teacher and student need the same classes"
-                )
-        features = as_feature_set(X)
-        if features.feature_shape != self.teacher_.input_shape_:
+            _check_targets(self, features, y)
+            self.teacher_ = clone(teacher).fit(teacher_input(teacher, features), y)
+        if y is not None:
+            self._teacher_order = column_order(self.teacher_.classes_, classes)
+        if is_network_teacher(self.teacher_) and features.feature_shape != self.teacher_.input_shape_:
             raise ValueError(
                 f"the teacher was fitted on inputs of shape {self.teacher_.input_shape_}, "
                 f"X has {features.feature_shape}; teacher and student need the same features"
@@ -905,7 +1058,11 @@ class DistilledStudent(DwsCNNClassifier):
         return super()._fit(X, y)
 
     def _fingerprint_arrays(self):
-        # a student's checkpoint is bound to the teacher it learns from
+        # a student's checkpoint is bound to what it learns from
+        if self.teacher_ is None:
+            return [self._teacher_logits.reshape(-1).view(np.uint8)]
+        if not is_network_teacher(self.teacher_):
+            return [np.frombuffer(pickle.dumps(self.teacher_), np.uint8)]
         arrays = [np.frombuffer(getattr(self.teacher_, "fusion", "logits").encode(), np.uint8)]
         for module in held_networks(self.teacher_).modules:
             arrays += [t.detach().cpu().reshape(-1).view(torch.uint8).numpy()
@@ -914,15 +1071,25 @@ class DistilledStudent(DwsCNNClassifier):
 
     def _distillation(self):
         teacher = None
-        if self.teacher_outputs == "online":
+        if self.teacher_outputs == "online" and is_network_teacher(self.teacher_):
             # copies: moving them to the student's device leaves the teacher as it is
             modules = [copy.deepcopy(m).to(self.device) for m in held_networks(self.teacher_).modules]
-            teacher = FusedTeacher(modules, getattr(self.teacher_, "fusion", "logits"))
+            teacher = FusedTeacher(modules, getattr(self.teacher_, "fusion", "logits"),
+                                   columns=self._teacher_order)
         return dict(teacher=teacher, temperature=float(self.temperature),
                     soft_weight=float(self.soft_weight))
 
     def _before_training(self, features, checkpoint):
-        if self.teacher_outputs != "cached":
+        drawer = self.net_.iterator_train__collate_fn
+        drawer.temperature = float(self.temperature)
+        if self._precomputed():
+            drawer.teacher_outputs = precomputed_teacher_outputs(
+                self._teacher_logits, features, self.teacher_step).to(self.device)
+            return
+        if self.teacher_outputs == "online":
+            if not is_network_teacher(self.teacher_):  # its outputs for each batch's windows
+                drawer.teacher_outputs = OnDemandTeacherOutputs(
+                    self.teacher_, features, self.classes_, self.device)
             return
         positions = teacher_positions(features, self.teacher_step)
         # beside the checkpoint, whose folder is named by the fingerprint of
@@ -931,13 +1098,16 @@ class DistilledStudent(DwsCNNClassifier):
         cached = None
         if path is not None and path.exists():
             cached = TeacherOutputs.load(path, positions, len(self.classes_), self.device)
+            if cached is None and self.verbose:
+                print(f"[skasc] {path} is not these teacher outputs (changed or unreadable): "
+                      "computing them again", flush=True)
         if cached is None:
             if self.verbose:
                 print(f"[skasc] teacher outputs at {len(positions):,} window positions "
                       f"(once, on the teacher's device)", flush=True)
-            logits = compute_teacher_outputs(self.teacher_, features, positions, verbose=self.verbose)
+            logits = teacher_logits_at(self.teacher_, features, positions, self.classes_,
+                                       verbose=self.verbose)
             cached = TeacherOutputs(positions, logits.to(self.device))
             if path is not None:
                 cached.save(path)
-        drawer = self.net_.iterator_train__collate_fn
-        drawer.teacher_outputs, drawer.temperature = cached, float(self.temperature)
+        drawer.teacher_outputs = cached

@@ -39,6 +39,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 
 from ._audio import (
     RESAMPLERS,
+    _seconds_text,
     apply_impulse_response,
     decode_audio,
     finish_span,
@@ -52,6 +53,7 @@ from ._audio import (
     validate_waveforms,
 )
 from ._featureset import (
+    AudioLink,
     AudioSet,
     CropAugmentation,
     FeatureSet,
@@ -92,6 +94,41 @@ def _paths(X):
     return [os.fspath(p) for p in X]
 
 
+def _refuse_non_audio(X, name="X"):
+    """Refuse, in one line, what is neither path rows nor waveforms.
+
+    Each of these would otherwise reach numpy (``could not convert string to
+    float``, ``Expected 2D array, got scalar array``) or, for features, be
+    taken for waveforms and turned into features of features.
+    """
+    if isinstance(X, FeatureSet):
+        augs = ", ".join(type(a).__name__ for a in X.augmentations)
+        raise TypeError(
+            f"{name} holds features (a FeatureSet{' with ' + augs if augs else ''}), not audio:"
+            " the steps that act on features (RandomCrop, SpecAugment, FreqMixStyle) go after"
+            " LogMel in the Pipeline, and LogMel needs file paths or waveforms"
+        )
+    if isinstance(X, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"{name} is a single path {X!r}, not a list of rows: pass [path] (one row per clip)"
+        )
+    if isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.ndim == 1):
+        rows = list(X)
+        if any(isinstance(r, bytes) for r in rows):  # np.bytes_ is bytes too
+            k = next(i for i, r in enumerate(rows) if isinstance(r, bytes))
+            raise TypeError(
+                f"{name} holds bytes paths ({bytes(rows[k])!r} at row {k}), not str: decode them,"
+                f" e.g. [os.fsdecode(p) for p in {name}]"
+            )
+        paths = [isinstance(r, (str, os.PathLike)) for r in rows]
+        if any(paths) and not all(paths):
+            k = paths.index(False)
+            raise TypeError(
+                f"{name} mixes file paths with other rows: row {k} is {rows[k]!r}; every row"
+                " must be a path (or every row a waveform)"
+            )
+
+
 def _check_n_features(est, X, reset):
     """scikit-learn's n_features_in_ contract for array input."""
     n = X.shape[1]
@@ -129,14 +166,19 @@ def _audio_set(est, X, groups=None, positions=None, reassemble=False, reset=Fals
     return _group_rows(clips, groups, positions, est.sr)
 
 
+#: Rounding of a clip row's seconds (9 decimals, see ``clip_fragment``).
+_GRID_TOLERANCE = 1e-9
+
+
 def row_recording(row):
     """The recording a path row belongs to, and the row's position in it.
 
     * A clip row ``<file>#t=<start>,<end>`` (see
       :func:`skasc.datasets.load_audio_folder`): the file, and the clip's
       index on the grid of clips of its duration (``start / (end - start)``,
-      so ``#t=3,4`` is position 3).  A clip off that grid (``#t=0.5,1.5``)
-      is a recording of its own.
+      so ``#t=3,4`` is position 3), up to the rounding of the seconds to 9
+      decimals (clips of 1/3 s group as exactly as clips of 1 s).  A clip
+      off that grid (``#t=0.5,1.5``) is a recording of its own.
     * A TAU22 clip name: the folder and the 10-s recording id, and the
       snippet index.
 
@@ -159,10 +201,15 @@ def row_recording(row):
     """
     file, start, end = split_fragment(row)
     if start is not None:
-        k = start / (end - start)
-        if abs(k - round(k)) > 1e-6:
+        length = end - start
+        k = int(round(start / length))
+        # Rows carry their seconds to 9 decimals (clip_fragment), so clips
+        # of 1/3 s are 0.333333333 or 0.333333334 long and clip k starts up
+        # to k * 1e-9 s off k * length: allow that rounding, and key the
+        # grid on the length to the microsecond (a fraction of a sample).
+        if abs(start - k * length) > _GRID_TOLERANCE * (k + 2):
             return ("clip", row), 0
-        return ("file", file, round(end - start, 9)), int(round(k))
+        return ("file", file, round(length, 6)), k
     try:
         info = parse_clip_name(row)
     except ValueError as exc:
@@ -181,8 +228,48 @@ def _check_waveforms(X):
     """
     from sklearn.utils import check_array
 
+    _refuse_non_audio(X)
     X = check_array(X, dtype="numeric", input_name="X")
     return validate_waveforms(X)
+
+
+def _check_groups(groups):
+    """Refuse a missing group: NaN is unequal to itself, so its rows would
+    silently each become a recording of their own."""
+    for k, g in enumerate(groups):
+        if g is None or (isinstance(g, (float, np.floating)) and np.isnan(g)):
+            raise ValueError(
+                f"groups has no recording at row {k} ({g!r}): give every row its recording"
+            )
+
+
+def _check_positions(positions):
+    """Positions as int64; NaN, infinite or fractional ones are refused.
+
+    Rows are joined where positions are consecutive integers, so a
+    fractional position would silently break (or, rounded, merge) a
+    recording.
+    """
+    if positions.ndim != 1:
+        raise ValueError(f"positions must be 1-D (one per row of X), got shape {positions.shape}")
+    if positions.dtype.kind in "iu":
+        return positions.astype(np.int64)
+    try:
+        values = positions.astype(np.float64)
+    except (TypeError, ValueError):
+        k = next(i for i, p in enumerate(positions) if not isinstance(p, (Integral, Real)))
+        raise ValueError(
+            f"positions must be integers (the place of each row in its recording); row {k}"
+            f" is {positions.tolist()[k]!r}"
+        ) from None
+    bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(
+            f"positions must be whole numbers (the place of each row in its recording); row {k}"
+            f" is {positions.tolist()[k]!r}"
+        )
+    return values.astype(np.int64)
 
 
 def _group_rows(pieces, groups, positions, sr):
@@ -195,6 +282,8 @@ def _group_rows(pieces, groups, positions, sr):
             f"groups and positions must have one entry per row of X ({n}), got "
             f"{len(groups)} and {len(positions)}"
         )
+    _check_groups(groups)
+    positions = _check_positions(positions)
     by_group = defaultdict(list)
     for i, g in enumerate(groups):
         by_group[g].append(i)
@@ -228,6 +317,15 @@ def as_feature_set(X, *, name="X"):
     if isinstance(X, AudioSet) or _is_path_array(X):
         raise TypeError(
             f"{name} holds audio, not features: put a LogMel step before this one"
+        )
+    single = isinstance(X, (str, bytes, os.PathLike))
+    first = (X[0] if isinstance(X, (list, tuple)) and X else
+             X.flat[0] if isinstance(X, np.ndarray) and X.ndim == 1 and X.size else None)
+    if single or isinstance(first, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"{name} holds {'a single path' if single else 'paths'}"
+            f" ({X if single else first!r}), not features: compute them with LogMel first"
+            " (a Pipeline from the paths on)"
         )
     from sklearn.utils import check_array
 
@@ -396,6 +494,33 @@ def _recording_device(pieces):
         ) from None
 
 
+def _recording_devices(audio):
+    """{recording index: TAU22 device} of the recordings rows of ``audio`` use."""
+    return {int(r): _recording_device(audio.recordings[r]) for r in np.unique(audio.row_recording)}
+
+
+def _check_devices_present(devices, found):
+    """Refuse a ``devices=`` filter that selects no recording of the data;
+    warn about names that select none (a misspelt device convolves nothing)."""
+    present = sorted(set(found.values()))
+    absent = [d for d in devices if d not in present]
+    if not absent:
+        return
+    near = {d: p for d in absent for p in present if d.lower() == p.lower()}
+    hint = (f" (device names are case-sensitive: {', '.join(f'{d!r} is not {p!r}' for d, p in near.items())})"
+            if near else "")
+    if len(absent) == len(set(devices)):
+        raise ValueError(
+            f"DeviceImpulseResponse(devices={list(devices)!r}) names no device of X, whose"
+            f" recordings are of devices {present}{hint}: no recording would be convolved"
+        )
+    warnings.warn(
+        f"DeviceImpulseResponse(devices=...): X has no recording of device(s) {absent}{hint};"
+        f" only those of {sorted(set(devices) - set(absent))} are convolved",
+        UserWarning, stacklevel=3,
+    )
+
+
 def _refuse_features(X):
     if isinstance(X, FeatureSet):
         raise TypeError(
@@ -539,6 +664,11 @@ class DeviceImpulseResponse(TransformerMixin, BaseEstimator):
         """
         if self.devices is not None and not all(isinstance(d, str) for d in self.devices):
             raise ValueError(f"devices must be device names (strings) or None; got {self.devices!r}")
+        if self.devices is not None and len(self.devices) == 0:
+            raise ValueError(
+                "devices=() names no device, so no recording would be convolved: pass None to"
+                " convolve every recording's, or leave DeviceImpulseResponse out"
+            )
         self.__dict__.pop("n_features_in_", None)
         _refuse_features(X)
         if isinstance(X, AudioSet):
@@ -548,6 +678,8 @@ class DeviceImpulseResponse(TransformerMixin, BaseEstimator):
                 )
         elif not _is_path_array(X):
             _check_n_features(self, _check_waveforms(X), reset=True)
+        if self.devices is not None:  # before any response is read
+            _check_devices_present(self.devices, _recording_devices(_audio_set(self, X)))
         self.files_, self.impulse_responses_, self.digests_ = read_impulse_responses(
             self.ir_dir, sr=self.sr, resample=self.resample)
         self.n_variants_ = min(int(self.n_variants), len(self.files_))
@@ -583,9 +715,9 @@ class DeviceImpulseResponse(TransformerMixin, BaseEstimator):
         eligible = np.ones(n_rec, bool)
         if self.devices is not None:
             wanted = set(self.devices)
-            used = np.unique(audio.row_recording)
             eligible[:] = False
-            eligible[used] = [_recording_device(audio.recordings[r]) in wanted for r in used]
+            for r, device in _recording_devices(audio).items():
+                eligible[r] = device in wanted
         if self.p == 0:  # never drawn: nothing to render
             eligible[:] = False
         assignment[~eligible] = -1
@@ -669,8 +801,28 @@ def _raw_content(unit):
     if unit.kind == "file":
         return read_file(unit.source)
     if unit.kind == "span":
-        return read_span(unit.source, unit.bounds[0][0], unit.bounds[-1][1])
+        x, rate = read_span(unit.source, unit.bounds[0][0], unit.bounds[-1][1])
+        _check_span_covers(unit, len(x), rate)
+        return x, rate
     return None
+
+
+def _check_span_covers(unit, n_read, rate):
+    """Refuse a span some of whose clips start after the end of the file.
+
+    :func:`~skasc._audio.read_span` refuses a clip read on its own that
+    starts past the end (the file was replaced by a shorter one since it
+    was listed); read as part of a recording, such a clip would otherwise
+    be zero-padded into silent frames.
+    """
+    first = int(round(unit.bounds[0][0] * rate))
+    for start, end in unit.bounds[1:]:
+        if int(round(start * rate)) - first >= n_read:
+            raise ValueError(
+                f"clip {_seconds_text(start)}-{_seconds_text(end)} s of audio file"
+                f" {unit.source!r} starts after the end of the file"
+                f" ({(first + n_read) / rate:g} s long); was the file replaced by a shorter one?"
+            )
 
 
 def _load_recording(units, sr, resample, raws=None):
@@ -1044,6 +1196,8 @@ class LogMel(TransformerMixin, BaseEstimator):
             per_rec.update(zip(c.tolist(), res))
         _check_finite_features(audio, per_rec, params["sr"], self.resample)
         features = _assemble(audio, per_rec, self.hop_length, irs)
+        # the way back to the audio, for teachers with their own front end
+        features.audio_link = AudioLink(audio, self.hop_length, self.resample)
         resampled = {}
         for _, _, rates, _ in per_rec.values():
             resampled.update(rates)
@@ -1128,6 +1282,9 @@ class _AugmentationStep(TransformerMixin, BaseEstimator):
     def _augmentation(self):
         raise NotImplementedError
 
+    def _check_can_act(self, features):
+        """Say so (warn or raise) when the augmentation can change no row of ``features``."""
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Remember the feature shape.
@@ -1164,7 +1321,9 @@ class _AugmentationStep(TransformerMixin, BaseEstimator):
             The same rows and store, one more augmentation attached.
         """
         self.fit(X, y)
-        return as_feature_set(X).with_augmentation(self._augmentation())
+        features = as_feature_set(X)
+        self._check_can_act(features)
+        return features.with_augmentation(self._augmentation())
 
     def transform(self, X):
         """The features without augmentations (predict-time view).
@@ -1245,6 +1404,17 @@ class RandomCrop(_AugmentationStep):
 
     def _augmentation(self):
         return CropAugmentation(step=int(self.step), p=float(self.p))
+
+    def _check_can_act(self, features):
+        # rows without recording context (no Reassembler before LogMel, or
+        # plain feature arrays) are their whole recording: no other window
+        if len(features) and np.all(features.rec_stop - features.rec_start <= features.width):
+            warnings.warn(
+                "RandomCrop has nothing to crop: every row is its whole recording, so every"
+                " crop is the row itself. Put Reassembler before LogMel so that rows see their"
+                " recording (or, for features of single clips, leave RandomCrop out)",
+                UserWarning, stacklevel=3,
+            )
 
 
 class SpecAugment(_AugmentationStep):

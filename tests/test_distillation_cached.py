@@ -111,7 +111,7 @@ def test_teacher_runs_once_per_fit_in_cached_mode_and_every_batch_online(data, m
     X = RandomCrop().fit_transform(fs)
     passes, forwards = [], []
     real = training.compute_teacher_outputs
-    monkeypatch.setattr("skasc.classifiers.compute_teacher_outputs",
+    monkeypatch.setattr("skasc._teachers.compute_teacher_outputs",
                         lambda *a, **k: passes.append(1) or real(*a, **k))
     original_forward = training.FusedTeacher.forward
     monkeypatch.setattr(training.FusedTeacher, "forward",
@@ -127,7 +127,7 @@ def test_cached_outputs_live_beside_the_checkpoint_and_are_reused(data, tmp_path
     X = RandomCrop().fit_transform(fs)
     passes = []
     real = training.compute_teacher_outputs
-    monkeypatch.setattr("skasc.classifiers.compute_teacher_outputs",
+    monkeypatch.setattr("skasc._teachers.compute_teacher_outputs",
                         lambda *a, **k: passes.append(1) or real(*a, **k))
 
     class StopAt2(training.Callback):
