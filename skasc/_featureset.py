@@ -230,6 +230,15 @@ class AudioLink:
         frame ``s`` of a recording is its sample ``s * hop_length``.
     resample : str or None
         How files at another rate were resampled (LogMel's ``resample``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skasc import LogMel
+    >>> X = np.zeros((3, 44100), "float32")
+    >>> link = LogMel().fit_transform(X).audio_link
+    >>> link.hop_length, link.audio.sr, len(link[[0, 2]].audio)
+    (882, 44100, 2)
     """
 
     audio: AudioSet

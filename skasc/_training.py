@@ -30,6 +30,7 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.history import History
 
 from ._featureset import CropAugmentation, FeatureSet
+from ._files import write_atomically
 from ._networks import held_networks
 from ._ops import FusedNetworks
 
@@ -346,16 +347,10 @@ class TeacherOutputs:
     def save(self, path):
         """Write to ``path`` atomically (a crash leaves no half file), with a
         digest of the content that :meth:`load` checks."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         logits = self.logits.cpu()
-        try:
-            torch.save({"positions": torch.as_tensor(self.positions), "logits": logits,
-                        "digest": self._digest(self.positions, logits)}, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        state = {"positions": torch.as_tensor(self.positions), "logits": logits,
+                 "digest": self._digest(self.positions, logits)}
+        write_atomically(path, lambda tmp: torch.save(state, tmp))
 
     @classmethod
     def load(cls, path, positions, n_classes, device):
@@ -602,15 +597,8 @@ class EpochCheckpoint(Callback):
         state = dict(format=1, fingerprint=self.fingerprint, finished=bool(finished),
                      module=plain_module(net.module_).state_dict(), optimizer=net.optimizer_.state_dict(),
                      history=json.dumps(net.history.to_list()))
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            torch.save(state, tmp)
-            with open(tmp, "r+b") as f:
-                os.fsync(f.fileno())  # on disk before it replaces the last good epoch
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        # fsynced before it replaces the last good epoch; a full disk names the file
+        write_atomically(self.path, lambda tmp: torch.save(state, tmp))
 
     def on_epoch_end(self, net, **kwargs):
         self.save(net, finished=False)

@@ -58,7 +58,7 @@ from ._training import (
     teacher_positions,
     training_fingerprint,
 )
-from ._validation import check_known_labels
+from ._validation import check_batch_size, check_known_labels, check_labels
 from .nn import DwsCNN
 from .preprocessing import as_feature_set
 
@@ -81,7 +81,7 @@ def _check_labels(est, y, n):
     """y as a 1-D array of ``n`` labels of at least two classes."""
     if y is None:
         raise ValueError(f"{type(est).__name__} requires y to be passed, but the target y is None.")
-    y = column_or_1d(y, warn=True)
+    y = check_labels(column_or_1d(y, warn=True))  # None/NaN/bytes/mixed labels named
     if len(y) != n:
         raise ValueError(f"X and y have different lengths: X has {n} rows, y has {len(y)}")
     check_classification_targets(y)
@@ -431,6 +431,7 @@ class _NetworkClassifier(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
             Logits; their softmax is :meth:`predict_proba`.
         """
         check_is_fitted(self, "module_")
+        batch_size = check_batch_size(batch_size)
         features = self._predict_features(X)
         fast = self._fast_predictor()
         if fast is not None:  # CPU, no forward hooks
@@ -796,6 +797,7 @@ class EnsembleTeacher(_SceneClassifierMixin, ClassifierMixin, BaseEstimator):
             the order of ``classes_``.
         """
         check_is_fitted(self, "estimators_")
+        batch_size = check_batch_size(batch_size)
         if not self._fused_networks():
             outs = [torch.from_numpy(teacher_scores(m, teacher_input(m, X, f"estimators[{i}]"))[:, o])
                     for i, (m, o) in enumerate(zip(self.estimators_, self._orders))]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
 from ._training import check_device
-from .reproduce import DEMO, PAPER, replace_schedule, reproduce
+from .reproduce import DEMO, PAPER, check_inputs, replace_schedule, reproduce
 
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)
 
@@ -108,13 +109,12 @@ def main(argv=None):
     parser, rep = _parser()
     args = parser.parse_args(argv)
     if args.command == "reproduce":
-        if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
-            rep.error(f"argument --out-dir: {args.out_dir!r} is a file, not a folder")
         base = {"paper": PAPER, "demo": DEMO}.get(args.schedule) or (PAPER if args.data_root else DEMO)
         schedule = replace_schedule(base, teacher_epochs=args.teacher_epochs,
                                     student_epochs=args.student_epochs,
                                     teacher_hidden=args.teacher_hidden, n_teachers=args.n_teachers,
                                     teacher_outputs=args.teacher_outputs, subset=args.subset)
+        _check_before_work(rep, args, schedule)
         verbose = 0 if args.quiet else (2 if args.verbose else 1)
         try:
             reproduce(args.data_root, args.out_dir, schedule=schedule, device=args.device,
@@ -130,7 +130,42 @@ def main(argv=None):
                 raise
             # make_tau22 refusing to replace a folder: say how on the command line
             rep.error(f"{exc} (on the command line: --overwrite)")
+        except OSError as exc:
+            if not _is_write_failure(exc):
+                raise
+            # a full disk while saving: one line naming the file (see skasc._files)
+            print(f"skasc: {exc}", file=sys.stderr, flush=True)
+            return 1
     return 0
+
+
+#: how skasc._files.write_error begins its message
+_WRITE_FAILURE = "cannot save "
+
+
+def _is_write_failure(exc):
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or str(exc).startswith(_WRITE_FAILURE)
+
+
+def _check_before_work(rep, args, schedule):
+    """Usage errors for everything reproduce would refuse before training:
+    the output folder, the data root's layout and split files, the impulse
+    responses.  Nothing is created here."""
+    checks = [("--out-dir", lambda: check_inputs(None, args.out_dir))]
+    if args.data_root is not None:
+        checks.append(("--data-root", lambda: check_inputs(
+            args.data_root, args.out_dir, subset=schedule.subset, dcase2024=args.dcase2024)))
+    if args.ir_dir is not None:
+        if not args.dcase2024:
+            rep.error("argument --ir-dir: impulse responses are used only by --dcase2024; add it or "
+                      "leave --ir-dir out")
+        checks.append(("--ir-dir", lambda: check_inputs(None, args.out_dir, dcase2024=True,
+                                                         ir_dir=args.ir_dir)))
+    for flag, check in checks:
+        try:
+            check()
+        except (OSError, ValueError) as exc:
+            rep.error(f"argument {flag}: {exc}")
 
 
 if __name__ == "__main__":

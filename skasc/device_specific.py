@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import copy
 import numbers
+import sys
+import warnings
+from types import SimpleNamespace
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
@@ -27,9 +30,9 @@ from sklearn.utils.validation import _num_samples, check_is_fitted, column_or_1d
 from ._audio import parse_clip_name, split_fragment
 from ._featureset import FeatureSet
 from .classifiers import _is_fitted, clone_keeping_fitted
-from ._validation import check_known_labels
+from ._validation import check_known_labels, check_labels
 
-__all__ = ["DeviceSpecificClassifier", "row_devices"]
+__all__ = ["DeviceSpecificClassifier", "row_devices", "single_class_devices"]
 
 
 def row_devices(X, devices=None, *, name="devices"):
@@ -70,12 +73,90 @@ def row_devices(X, devices=None, *, name="devices"):
     return np.asarray([parse_clip_name(split_fragment(str(r))[0])["device"] for r in rows], dtype=str)
 
 
+def single_class_devices(y, devices, min_clips=1):
+    """The devices that would get a model of their own from clips of one class.
+
+    :class:`DeviceSpecificClassifier` fine-tunes a copy of the general
+    model for every device with at least ``min_clips`` training clips; a
+    copy fine-tuned on a single class would learn to answer only it, so
+    such a device is left to the general model, with a warning.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_clips,)
+    devices : array-like of shape (n_clips,)
+    min_clips : int, default=1
+
+    Returns
+    -------
+    found : dict
+        Device name -> (its one class, its clip count).
+
+    Examples
+    --------
+    >>> from skasc.device_specific import single_class_devices
+    >>> single_class_devices(["bus", "park", "bus"], ["a", "a", "b"])
+    {'b': ('bus', 1)}
+    """
+    y, devices = np.asarray(y), np.asarray(devices, dtype=str)
+    names, counts = np.unique(devices, return_counts=True)
+    found = {}
+    for device, count in zip(names, counts):
+        classes = np.unique(y[devices == device])
+        if count >= min_clips and len(classes) < 2:
+            found[str(device)] = (classes.tolist()[0], int(count))
+    return found
+
+
+def _near_miss(device, known):
+    """A device of ``known`` that ``device`` was probably meant to be (same
+    name up to case, spaces or number type: 'A' for 'a', '1.0' for '1')."""
+    for name in known:
+        if device.strip().lower() == name.strip().lower():
+            return name
+        try:
+            if float(device) == float(name):
+                return name
+        except ValueError:
+            continue
+    return None
+
+
+def _scored_without_devices():
+    """Whether this fit runs inside scikit-learn's cross-validation
+    (GridSearchCV, cross_validate, ...) that will score the model without
+    ``devices``: without metadata routing they go to ``fit`` only."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if (frame.f_code.co_name == "_fit_and_score"
+                and frame.f_globals.get("__name__", "").startswith("sklearn.model_selection")):
+            return "devices" not in (frame.f_locals.get("score_params") or {})
+        frame = frame.f_back
+    return False
+
+
+def _architecture(estimator, input_shape):
+    """The network-defining arguments of ``estimator``'s final step
+    (``module*`` entries of its skorch spec), or None if it does not say."""
+    final = _final_step(estimator)
+    try:
+        spec = final._net_spec(SimpleNamespace(feature_shape=tuple(input_shape)), 2)
+    except Exception:  # not a skasc network classifier: nothing to compare
+        return None
+    return {k: v for k, v in spec.items() if k.startswith("module") and k != "module__n_classes"}
+
+
 def _take(X, rows):
     if isinstance(X, FeatureSet):
         return X[rows]
     if hasattr(X, "__array__") and not hasattr(X, "__getitem__"):
         X = np.asarray(X)  # array-likes that only convert
     return _safe_indexing(X, rows)
+
+
+def _holds_paths(X):
+    rows = X if isinstance(X, (list, tuple)) else (X if isinstance(X, np.ndarray) and X.ndim == 1 else None)
+    return rows is not None and len(rows) > 0 and isinstance(rows[0], str)
 
 
 def _final_step(estimator):
@@ -91,7 +172,22 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
     training clips, continues training a copy of it on that device's clips
     (``warm_start=True``, with the parameters in ``fine_tune``).  ``predict``
     sends every clip to its device's model; clips of other devices (e.g. the
-    unseen s4-s6 of TAU22) go to the general model.
+    unseen s4-s6 of TAU22) go to the general model.  Every model's
+    probabilities are placed by class label, never by column position.
+
+    A device with ``min_clips`` or more clips all of one class gets no
+    model of its own (its copy could only predict that class): a
+    UserWarning names it, and the general model serves it.
+
+    Refused before anything trains, with a one-line ValueError: a prefit
+    general model that never saw some label of ``y``, ``fine_tune``
+    parameters that change the network's
+    architecture or set ``warm_start``, and cross-validation that passes
+    ``devices`` to ``fit`` but not to ``score`` (no metadata routing: see
+    below).  At predict time a device name that differs from a fitted
+    device only in case, spaces or number type (``"A"`` for ``"a"``,
+    ``1.0`` for ``1``) is refused instead of being sent, as an unseen
+    device, to the general model.
 
     The device of a row is read from the TAU22 file name when ``X`` holds
     paths: wrap the whole Pipeline, from the paths on, so that each device's
@@ -115,7 +211,8 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
         ``{"max_epochs": 20, "lr": 1e-3}`` (or ``"clf__max_epochs"`` for a
         Pipeline).  None: the general model's own parameters.
     min_clips : int, default=1
-        Devices with fewer training clips get no model of their own.
+        Devices with fewer training clips get no model of their own (the
+        general model serves them).
     verbose : int, default=0
         Print a line per device model.
 
@@ -187,20 +284,49 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
         self : object
             The fitted estimator.
         """
-        y = column_or_1d(y, warn=True)
+        # everything is checked before the general model or any copy trains
+        y = check_labels(column_or_1d(y, warn=True))
         if len(y) != _num_samples(X):
             raise ValueError(f"X and y have different lengths: X has {len(X)} rows, y has {len(y)}")
+        explicit = devices is not None
         devices = row_devices(X, devices)
+        if explicit and not _holds_paths(X) and _scored_without_devices():
+            raise ValueError(
+                "DeviceSpecificClassifier is cross-validated (GridSearchCV, cross_validate, ...)"
+                " with devices= for fit only, so every score would fail (NaN): enable metadata"
+                " routing, sklearn.set_config(enable_metadata_routing=True), and request them with"
+                " .set_fit_request(devices=True).set_score_request(devices=True)"
+            )
         general = self.estimator
         if isinstance(general, FrozenEstimator):
             general = general.estimator
-        if not _is_fitted(general):
-            general = clone(general).fit(X, y)
+        fitted = _is_fitted(general)
         if not hasattr(_final_step(general), "warm_start"):
             raise TypeError(
                 f"the final step of estimator ({type(_final_step(general)).__name__}) has no "
                 "warm_start parameter: device-specific fine-tuning needs a skasc classifier "
                 "(DwsCNNClassifier, DistilledStudent) or a Pipeline ending in one")
+        if fitted:
+            unknown = np.setdiff1d(np.unique(y), np.asarray(general.classes_))
+            if len(unknown):
+                raise ValueError(
+                    f"the prefit estimator (the general model) was fitted on classes "
+                    f"{np.asarray(general.classes_).tolist()}, but y has other classes too: "
+                    f"{unknown.tolist()}; its device-specific copies can only predict its classes: "
+                    "pass an unfitted estimator to train it on y, or drop those clips"
+                )
+        self._check_fine_tune(general)
+        one_class = single_class_devices(y, devices, self.min_clips)
+        if one_class:
+            listed = ", ".join(f"{d!r} ({n} clip(s), all {c!r})" for d, (c, n) in one_class.items())
+            warnings.warn(
+                f"device(s) {listed} have training clips of one class only: a copy fine-tuned on"
+                " them would predict only that class, so the general model serves them (see"
+                " device_estimators_); give them clips of other classes for a model of their own",
+                UserWarning, stacklevel=3,
+            )
+        if not fitted:
+            general = clone(general).fit(X, y)
         self.general_estimator_ = general
         self.classes_ = np.asarray(general.classes_)
         if hasattr(general, "n_features_in_"):
@@ -209,9 +335,9 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
         self.n_clips_per_device_ = {str(d): int(c) for d, c in zip(names, counts)}
         self.device_estimators_ = {}
         for device in names[counts >= self.min_clips]:
+            if str(device) in one_class:
+                continue  # warned above: the general model serves it
             rows = np.flatnonzero(devices == device)
-            if len(np.unique(y[rows])) < 2:
-                continue  # one class: nothing to fine-tune on; the general model serves it
             model = copy.deepcopy(general)  # the general weights are the starting point
             final = _final_step(model)
             final.set_params(warm_start=True)
@@ -223,14 +349,67 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
             self.device_estimators_[str(device)] = model.fit(_take(X, rows), y[rows])
         return self
 
+    def _check_fine_tune(self, general):
+        """Refuse, before any training, ``fine_tune`` parameters that are
+        unknown, turn fine-tuning off or change the network's architecture
+        (the copies continue the general model's weights)."""
+        if not self.fine_tune:
+            return
+        ends = [k for k in self.fine_tune if k == "warm_start" or k.endswith("__warm_start")]
+        if ends:
+            raise ValueError(
+                f"fine_tune sets {ends[0]!r}: the device copies always continue the general"
+                " model's weights (warm_start=True); leave it out"
+            )
+        probe = clone(general)
+        probe.set_params(**self.fine_tune)  # unknown names raise here, naming them
+        shape = getattr(_final_step(general), "input_shape_", (1, 8, 12))
+        before, after = _architecture(general, shape), _architecture(probe, shape)
+        if before is not None and after is not None and before != after:
+            changed = {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
+                       if before.get(k) != after.get(k)}
+            what = ", ".join(f"{k.removeprefix('module__')} {a!r} -> {b!r}"
+                             for k, (a, b) in sorted(changed.items()))
+            raise ValueError(
+                f"fine_tune={self.fine_tune!r} changes the network's architecture ({what}): the"
+                " device copies continue the general model's weights, so fine_tune may only"
+                " change how they train (max_epochs, lr, batch_size, ...)"
+            )
+
+    def _device_names(self, X, devices):
+        """Row devices, refusing names that differ from a fitted device only
+        in case, spaces or number type (they would silently get the general model)."""
+        devices = row_devices(X, devices)
+        known = list(self.n_clips_per_device_)
+        for device in np.unique(devices):
+            if device in self.n_clips_per_device_:
+                continue
+            meant = _near_miss(str(device), known)
+            if meant is not None:
+                raise ValueError(
+                    f"devices holds {str(device)!r}, which is no device of fit but looks like"
+                    f" {meant!r}: device names must match exactly (case and type); an unknown"
+                    " device is sent to the general model"
+                )
+        return devices
+
     def _route(self, X, devices):
         check_is_fitted(self, "device_estimators_")
-        devices = row_devices(X, devices)
+        devices = self._device_names(X, devices)
+        column = {c: i for i, c in enumerate(self.classes_.tolist())}
         out = np.zeros((len(devices), len(self.classes_)), np.float32)
         for device in np.unique(devices):
             rows = np.flatnonzero(devices == device)
             model = self.device_estimators_.get(str(device), self.general_estimator_)
-            out[rows] = model.predict_proba(_take(X, rows))
+            # by label, never by position: a model's columns follow its own classes_
+            labels = np.asarray(model.classes_).tolist()
+            foreign = [c for c in labels if c not in column]
+            if foreign:
+                raise ValueError(
+                    f"the model of device {str(device)!r} predicts classes {foreign} that"
+                    f" DeviceSpecificClassifier does not know ({self.classes_.tolist()})"
+                )
+            out[np.ix_(rows, [column[c] for c in labels])] = model.predict_proba(_take(X, rows))
         return out
 
     def predict_proba(self, X, devices=None):
@@ -283,7 +462,7 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
         from sklearn.metrics import accuracy_score
 
         check_is_fitted(self, "device_estimators_")
-        y = column_or_1d(y)
+        y = check_labels(column_or_1d(y))
         check_known_labels(y, self.classes_)
         return float(accuracy_score(y, self.predict(X, devices=devices), sample_weight=sample_weight))
 

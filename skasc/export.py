@@ -39,8 +39,9 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 
+from ._files import write_atomically
 from ._networks import held_networks
-from ._validation import check_known_labels
+from ._validation import check_known_labels, check_labels
 from ._onnx import (
     INPUT_NAME,
     PRODUCER,
@@ -88,6 +89,7 @@ def _as_input(X, input_shape, name="X"):
     from ._featureset import FeatureSet
 
     c, f, t = input_shape
+    _refuse_audio(X, input_shape, name)
     if isinstance(X, FeatureSet):
         x = X.windows()[:, None]
         assert_all_finite(x, input_name=name)
@@ -107,6 +109,44 @@ def _as_input(X, input_shape, name="X"):
     if len(x) == 0:
         raise ValueError(f"{name} holds no clips (shape {np.shape(X)}); pass at least one")
     return x
+
+
+def _refuse_audio(X, input_shape, name):
+    """Refuse file paths or audio in one line: the model takes features."""
+    from ._featureset import AudioSet
+
+    if isinstance(X, (str, bytes, os.PathLike)):
+        first = X
+    elif isinstance(X, AudioSet):
+        first = "an AudioSet"
+    elif isinstance(X, (list, tuple)) and X:
+        first = X[0]
+    elif isinstance(X, np.ndarray) and X.ndim == 1 and X.size:
+        first = X.flat[0]
+    else:
+        return
+    if isinstance(first, (str, bytes, os.PathLike)):
+        c, f, t = input_shape
+        raise TypeError(
+            f"{name} holds audio ({first!r:.80}), but an ONNX model takes log-mel features of"
+            f" shape (n, {c}, {f}, {t}): compute them first with the front end it was trained"
+            " with, e.g. pipeline[:-1].transform(paths) (only the network is exported)"
+        )
+
+
+def _check_finite_weights(modules):
+    """Refuse a network whose weights or buffers hold NaN or inf: its export
+    would fail the check against PyTorch with a message about ONNX."""
+    import torch
+
+    for i, module in enumerate(modules):
+        for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                where = f"network {i}'s " if len(modules) > 1 else "the network's "
+                raise ValueError(
+                    f"cannot export: {where}{name} holds NaN or infinite values (training"
+                    " diverged, or the weights were edited); nothing was written"
+                )
 
 
 def _check_path(path):
@@ -181,9 +221,15 @@ def export_onnx(estimator_or_module, path, *, quantize=None, calibration_X=None,
     ------
     sklearn.exceptions.NotFittedError
         If the estimator is not fitted.
+    ValueError
+        If the network's weights or buffers hold NaN or inf (nothing is
+        written).
     RuntimeError
         If ONNX Runtime's float probabilities differ from eager PyTorch's
         by more than 1e-4.
+    OSError
+        If the file cannot be written (a full disk is named as such, with
+        the path); the file is written whole or not at all.
 
     See Also
     --------
@@ -214,6 +260,7 @@ def export_onnx(estimator_or_module, path, *, quantize=None, calibration_X=None,
             f"cannot export {held.name}: its input shape is unknown; export a fitted skasc "
             "classifier or a module with an `input_shape` attribute (C, F, T) such as DwsCNN")
     modules, input_shape, fusion, classes = held.modules, held.input_shape, held.fusion, held.classes
+    _check_finite_weights(modules)
     calib = None
     if quantize is not None:
         if calibration_X is None:
@@ -235,8 +282,7 @@ def export_onnx(estimator_or_module, path, *, quantize=None, calibration_X=None,
     verify_against_eager(data, modules, fusion, xv)
 
     if quantize is None:
-        path.write_bytes(data)
-        return path
+        return write_atomically(path, lambda tmp: tmp.write_bytes(data))
     _quantize_int8(data, path, calib)
     return path
 
@@ -258,7 +304,7 @@ def _quantize_int8(float_bytes, path, calib):
             except Exception:  # pre-processing is an optimisation only
                 pre = src
             quantize_static(
-                str(pre), str(path), _CalibrationReader(calib),
+                str(pre), str(pathlib.Path(tmp) / "int8.onnx"), _CalibrationReader(calib),
                 quant_format=QuantFormat.QDQ,
                 # BatchNormalization stays float (ORT has no int8 kernel for
                 # it and would try to quantize its 1-D weights per channel)
@@ -269,16 +315,18 @@ def _quantize_int8(float_bytes, path, calib):
                 calibrate_method=CalibrationMethod.MinMax,
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )
+        onnx = need_package("onnx")
+        # quantized beside the float model, then saved atomically: a failed
+        # write never leaves a half file at path
+        q = onnx.load(str(pathlib.Path(tmp) / "int8.onnx"))
     # keep the metadata (labels, input shape) on the quantized file
-    onnx = need_package("onnx")
     src_model = onnx.load_from_string(float_bytes)
-    q = onnx.load(str(path))
     meta = {p.key: p.value for p in src_model.metadata_props}
     meta["skasc.quantization"] = "int8 QDQ per-channel, MinMax calibration"
     del q.metadata_props[:]
     onnx.helper.set_model_props(q, meta)
     mark_skasc(q)
-    onnx.save(q, str(path))
+    write_atomically(path, lambda tmp: onnx.save(q, str(tmp)))
 
 
 class OnnxClassifier:
@@ -502,7 +550,7 @@ class OnnxClassifier:
         from sklearn.utils.validation import check_consistent_length, column_or_1d
 
         x = _as_input(X, self.input_shape_)
-        y = column_or_1d(y)
+        y = check_labels(column_or_1d(y))
         check_consistent_length(x, y, sample_weight)
         logits = self._logits(x)
         labels = self._labels(logits)

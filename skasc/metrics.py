@@ -357,9 +357,11 @@ def device_report(y_true, y_pred, devices, proba=None, labels=None, *, recording
         ``load_audio_folder(...).groups``: adds the ``"recordings"`` entry.
     reduce : {"mean", "geometric", "max", "vote"} or callable, default="mean"
         How the recording level combines the clips' ``proba`` (see
-        :func:`skasc.recordings.aggregate_proba`).  Without ``proba`` a
-        recording's decision is the majority vote of its clips' ``y_pred``
-        (a tie goes to the first label in ``labels``).
+        :func:`skasc.recordings.aggregate_proba`).  A callable must return
+        non-negative scores with a positive sum, normalised to sum to 1 for
+        the log-loss; others raise ValueError naming the recording.
+        Without ``proba`` a recording's decision is the majority vote of its
+        clips' ``y_pred`` (a tie goes to the first label in ``labels``).
 
     Returns
     -------
@@ -475,6 +477,23 @@ def device_report(y_true, y_pred, devices, proba=None, labels=None, *, recording
     return report
 
 
+def _check_reduced_scores(reduced, ids, reduce):
+    """Refuse scores of a callable ``reduce`` that cannot be read as
+    probabilities: the recording log-loss normalises each row to sum to 1,
+    which for negative scores (log-probabilities, logits) or an all-zero
+    row gives numbers that mean nothing."""
+    bad = np.flatnonzero((reduced < 0).any(axis=1) | ~(reduced.sum(axis=1) > 0))
+    if bad.size:
+        r = int(bad[0])
+        name = getattr(reduce, "__name__", repr(reduce))
+        raise ValueError(
+            f"reduce={name} returned scores that are not probabilities for recording"
+            f" {ids.tolist()[r]!r}: {np.round(reduced[r], 6).tolist()}; the recording log-loss"
+            " needs non-negative scores with a positive sum (normalised to sum to 1), e.g."
+            " probabilities rather than log-probabilities or logits"
+        )
+
+
 def _recording_scores(y_true, proba, recordings, labels, reduce):
     """Accuracy, log-loss and count of one decision per recording."""
     if reduce not in REDUCTIONS and not callable(reduce):
@@ -483,6 +502,8 @@ def _recording_scores(y_true, proba, recordings, labels, reduce):
     _check_lengths(y_true=y_true, recordings=recordings)
     ids, index = _group(recordings, len(y_true))
     reduced, winner = _reduce(proba, index, len(ids), reduce)
+    if callable(reduce):
+        _check_reduced_scores(reduced, ids, reduce)
     _, y_rec = recording_labels(y_true, recordings)
     sums = reduced.sum(axis=1, keepdims=True)
     reduced = reduced / np.where(sums > 0, sums, 1.0)
@@ -513,7 +534,9 @@ def recording_report(y_true, proba, recordings, labels=None, *, reduce="mean"):
         The label of each column of ``proba`` (e.g. ``classes_``).  None:
         the sorted unique labels of ``y_true``.
     reduce : {"mean", "geometric", "max", "vote"} or callable, default="mean"
-        How the clips of a recording are combined.
+        How the clips of a recording are combined.  A callable must return
+        non-negative scores with a positive sum (normalised to sum to 1);
+        others raise ValueError naming the recording.
 
     Returns
     -------

@@ -1413,7 +1413,7 @@ class RandomCrop(_AugmentationStep):
                 "RandomCrop has nothing to crop: every row is its whole recording, so every"
                 " crop is the row itself. Put Reassembler before LogMel so that rows see their"
                 " recording (or, for features of single clips, leave RandomCrop out)",
-                UserWarning, stacklevel=3,
+                UserWarning, stacklevel=4,  # the caller of fit_transform, past _fit_context
             )
 
 

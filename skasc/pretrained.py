@@ -80,7 +80,8 @@ def efficientat_features(audio, *, verbose=0):
     >>> from skasc import AudioSet
     >>> from skasc.pretrained import efficientat_features
     >>> x = np.zeros(44100, "float32")
-    >>> efficientat_features(AudioSet([(x, x)], [0, 1], [0, 1], sr=44100)).windows().shape
+    >>> audio = AudioSet([(x, x)], row_recording=[0, 0], row_piece=[0, 1], sr=44100)
+    >>> efficientat_features(audio).windows().shape      # two 1-s clips of one recording
     (2, 128, 100)
     """
     front = EfficientATFrontEnd()

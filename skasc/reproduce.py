@@ -9,6 +9,16 @@ already trained, resumes the model it was training at its last finished
 epoch, and continues with the rest.  A model is saved in ``out_dir/models``
 only once it has trained all its epochs: Ctrl-C (KeyboardInterrupt) while
 one trains propagates out of :func:`reproduce` and saves nothing as finished.
+
+A stored model is reused only if it was trained on the very same data: next
+to ``<model>.joblib``, ``<model>.joblib.json`` records the fingerprint of its
+training features and labels (:func:`data_fingerprint`), of its schedule and
+of the models it learned from (a student's teachers, a device-specific
+model's general student), and the digest of the file's content.  Another
+subset, audio replaced under the same data root, a retrained teacher, a model
+file edited in place or a model without a record is retrained, and the log
+says which.  Arguments are checked (:func:`check_inputs`) before anything is
+trained or written.
 """
 
 from __future__ import annotations
@@ -26,7 +36,9 @@ import numpy as np
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from ._training import check_device
+from ._audio import read_impulse_responses
+from ._files import write_atomically
+from ._training import check_device, training_fingerprint
 from .classifiers import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
 from .complexity import complexity_report
 from .datasets import FRACTIONS, load_tau22, make_tau22
@@ -35,7 +47,7 @@ from .metrics import device_report, format_device_report
 from .preprocessing import DeviceImpulseResponse, FreqMixStyle, LogMel, RandomCrop, Reassembler, SpecAugment
 from ._table import format_table
 
-__all__ = ["Schedule", "PAPER", "DEMO", "reproduce"]
+__all__ = ["Schedule", "PAPER", "DEMO", "reproduce", "check_inputs", "data_fingerprint"]
 
 
 @dataclass(frozen=True)
@@ -136,19 +148,131 @@ def _distilled_student(teacher, schedule, random_state, checkpoint_dir, params):
                             random_state=random_state, checkpoint_dir=checkpoint_dir, **params)
 
 
-def _train_or_load(path, make, features, y, verbose, label, **fit_params):
-    # fit returns only after all epochs (Ctrl-C raises out of it), so only a
-    # finished model reaches the file
-    if path.exists():
+def _digest(*parts):
+    """Short digest of JSON-able ``parts``."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def data_fingerprint(features, y, *about):
+    """Digest of what a model trains on: the features as the classifiers
+    see them, the labels, and ``about`` (JSON-able).
+
+    The features come from the content-keyed LogMel cache, so audio
+    replaced under the same path, another ``subset``, other features or
+    attached augmentations (crops, masks, impulse responses, Freq-MixStyle)
+    all give another fingerprint; the file list's paths, sizes and times
+    play no part.
+    """
+    classes, y_enc = np.unique(np.asarray(y), return_inverse=True)
+    return training_fingerprint(features, y_enc, json.dumps([classes.tolist(), about], default=str))
+
+
+def _file_digest(path):
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _record_path(path):
+    return path.with_name(path.name + ".json")
+
+
+def _reuse_problem(path, fingerprint):
+    """Why the model stored at ``path`` may not be reused for ``fingerprint``
+    (None: it may; "" : there is none)."""
+    if not path.exists():
+        return ""
+    try:
+        record = json.loads(_record_path(path).read_text())
+        stored, content = record["fingerprint"], record["content"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{path} has no record of what it was trained on (saved by an older skasc)"
+    if stored != fingerprint:
+        return (f"{path} was trained on other data or settings (another --subset, audio"
+                " changed under the data root, other features, or a retrained model it"
+                " learned from)")
+    if _file_digest(path) != content:
+        return f"{path} changed on disk since it was saved (its content digest differs)"
+    return None
+
+
+def _train_or_load(path, make, features, y, verbose, label, fingerprint, **fit_params):
+    """The model at ``path`` if it was trained on exactly ``fingerprint``
+    (and the file is as saved), else a new one, trained and saved with a
+    record of its fingerprint and content (``path`` + ``.json``)."""
+    problem = _reuse_problem(path, fingerprint)
+    if problem is None:
         _log(verbose, f"[skasc] {label}: loading {path} (already trained)")
         return joblib.load(path)
-    _log(verbose, f"[skasc] {label}: training")
+    _log(verbose, f"[skasc] {label}: " + (f"{problem}: retraining" if problem else "training"))
     t0 = time.perf_counter()
+    # fit returns only after all epochs (Ctrl-C raises out of it), so only a
+    # finished model reaches the file
     model = make().fit(features, y, **fit_params)
-    joblib.dump(model, path.with_suffix(".tmp"))
-    os.replace(path.with_suffix(".tmp"), path)  # never leave a half-written model
+    # the model first, then its record: a crash in between leaves a record
+    # whose content digest no longer matches, so the model is retrained
+    write_atomically(path, lambda tmp: joblib.dump(model, tmp))
+    record = json.dumps({"fingerprint": fingerprint, "content": _file_digest(path), "model": label})
+    write_atomically(_record_path(path), lambda tmp: tmp.write_text(record))
     _log(verbose, f"[skasc] {label}: done in {time.perf_counter() - t0:.0f} s -> {path}")
     return model
+
+
+def _check_out_dir(out_dir):
+    """Refuse an ``out_dir`` that cannot be created or written, before any work."""
+    out = Path(out_dir).expanduser()
+    if out.exists():
+        if not out.is_dir():
+            raise NotADirectoryError(f"out_dir {str(out_dir)!r} is a file, not a folder")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(f"out_dir {str(out_dir)!r} is not writable")
+        return
+    parent = next(p for p in out.absolute().parents if p.exists())
+    if not parent.is_dir():
+        raise NotADirectoryError(
+            f"out_dir {str(out_dir)!r} cannot be created: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"out_dir {str(out_dir)!r} cannot be created: {str(parent)!r} is not writable")
+
+
+def check_inputs(data_root=None, out_dir="skasc-output", *, subset=100, dcase2024=False, ir_dir=None):
+    """Check what :func:`reproduce` is given, before it trains or writes anything.
+
+    Parameters
+    ----------
+    data_root, out_dir, dcase2024, ir_dir
+        As for :func:`reproduce`.
+    subset : int, default=100
+        The schedule's ``subset``.
+
+    Returns
+    -------
+    data : tuple of two Bunch, or None
+        The train and evaluate splits of ``data_root`` (None without it).
+
+    Raises
+    ------
+    FileNotFoundError, NotADirectoryError, PermissionError, ValueError
+        One line naming the argument and the file: an ``out_dir`` that is
+        (or lies under) a file or is not writable, a ``data_root`` without
+        the TAU22 layout (or whose split files list no clips, or that lacks
+        the ``subset``'s list), an ``ir_dir`` without ``dcase2024`` or
+        holding no usable impulse response.
+    """
+    _check_out_dir(out_dir)
+    data = None
+    if data_root is not None:
+        data = (load_tau22(data_root, "train", fraction=None if subset == 100 else subset),
+                load_tau22(data_root, "evaluate"))
+    if ir_dir is not None:
+        if not dcase2024:
+            raise ValueError("ir_dir (--ir-dir) is used only by the DCASE 2024 recipe: pass dcase2024=True "
+                             "(--dcase2024) too, or leave it out")
+        read_impulse_responses(ir_dir)  # every file is read and checked; errors name it
+    return data
 
 
 def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="cpu",
@@ -196,6 +320,11 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
 
     Raises
     ------
+    FileNotFoundError, NotADirectoryError, PermissionError, ValueError
+        Before anything is trained or written, as :func:`check_inputs`.
+    OSError
+        If a model or result cannot be saved, naming the file (a full disk
+        says so).
     KeyboardInterrupt
         On Ctrl-C.  The model in training is not saved as finished; its
         checkpoint keeps the last finished epoch, from which the same call
@@ -206,24 +335,26 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
     results : dict
         What is written to ``results.json``.
     """
-    check_device(device)  # before anything is written
+    # everything that can be checked is, before anything is trained or written
+    check_device(device)
+    schedule = schedule or (DEMO if data_root is None else PAPER)
+    data = check_inputs(data_root, out_dir, subset=schedule.subset, dcase2024=dcase2024, ir_dir=ir_dir)
     out = Path(out_dir)
     (out / "models").mkdir(parents=True, exist_ok=True)
     if data_root is None:
         root = make_tau22(out / "tau22-replica", random_state=random_state, overwrite=overwrite)
-        schedule = schedule or DEMO
         _log(verbose, f"[skasc] built-in generated TAU22 replica at {root}; "
                       f"schedule '{schedule.name}' (pass --data-root for the real data and the "
                       "paper's schedule)")
+        data = (load_tau22(root, "train", fraction=None if schedule.subset == 100 else schedule.subset),
+                load_tau22(root, "evaluate"))
     else:
         root = Path(data_root)
-        schedule = schedule or PAPER
         _log(verbose, f"[skasc] TAU22 at {root}; schedule '{schedule.name}'")
     scaled = _scaled_down(schedule)
     if scaled:
         _log(verbose, f"[skasc] scaled down from the paper: {scaled}")
-    train = load_tau22(root, "train", fraction=None if schedule.subset == 100 else schedule.subset)
-    test = load_tau22(root, "evaluate")
+    train, test = data
     _log(verbose, f"[skasc] {len(train.X)} training clips"
                   + ("" if schedule.subset == 100 else f" (the {schedule.subset} % subset)")
                   + f", {len(test.X)} evaluation clips (the full evaluate split)")
@@ -235,36 +366,42 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
     features = front.fit_transform(train.X)
     test_features = front.transform(test.X)
     # a teacher's file name depends only on what trains it, so changing the
-    # student's schedule reuses the teachers already in out_dir
-    teacher_key = schedule.key(str(root), random_state, fields=[
-        "logmel", "spec_augment", "teacher_hidden", "teacher_epochs", "batch_size", "lr"])
+    # student's schedule reuses the teachers already in out_dir; each stored
+    # model is also bound to the data it was trained on (see _train_or_load)
+    teacher_fields = ["logmel", "spec_augment", "teacher_hidden", "teacher_epochs", "batch_size", "lr",
+                      "subset"]
+    teacher_key = schedule.key(str(root), random_state, fields=teacher_fields)
     key = schedule.key(str(root), random_state)
+    data_fp = data_fingerprint(features, train.y)
     common = dict(batch_size=schedule.batch_size, lr=schedule.lr, device=device,
                   verbose=max(0, verbose - 1))
     students = dict(common, compile=compile)
 
-    teachers = []
+    teachers, teacher_fps = [], []
     for k in range(schedule.n_teachers):
+        fp = _digest("teacher", k, data_fp, schedule.key(random_state, fields=teacher_fields))
         teachers.append(_train_or_load(
             out / "models" / f"teacher{k + 1}-{teacher_key}.joblib",
             lambda k=k: DwsCNNClassifier(hidden=schedule.teacher_hidden, max_epochs=schedule.teacher_epochs,
                                          random_state=random_state + k,
                                          checkpoint_dir=out / "checkpoints" / f"teacher{k + 1}-{teacher_key}",
                                          **common),
-            features, train.y, verbose, f"teacher {k + 1}/{schedule.n_teachers}"))
+            features, train.y, verbose, f"teacher {k + 1}/{schedule.n_teachers}", fp))
+        teacher_fps.append(fp)
     # already-trained members: FrozenEstimator makes the ensemble's fit a no-op for them
     ensemble = EnsembleTeacher([FrozenEstimator(t) for t in teachers]).fit(features, train.y)
     student = _train_or_load(
         out / "models" / f"student-kd-{key}.joblib",
         lambda: _distilled_student(ensemble, schedule, random_state,
                                    out / "checkpoints" / f"student-kd-{key}", students),
-        features, train.y, verbose, "student with KD")
+        features, train.y, verbose, "student with KD",
+        _digest("student-kd", data_fp, key, teacher_fps))
     plain = _train_or_load(
         out / "models" / f"student-plain-{key}.joblib",
         lambda: DwsCNNClassifier(hidden=schedule.student_hidden, max_epochs=schedule.student_epochs,
                                  random_state=random_state,
                                  checkpoint_dir=out / "checkpoints" / f"student-plain-{key}", **students),
-        features, train.y, verbose, "student without KD")
+        features, train.y, verbose, "student without KD", _digest("student-plain", data_fp, key))
 
     models = [(f"Teacher{k + 1}", t) for k, t in enumerate(teachers)]
     models += [("Teacher ensemble", ensemble), ("Student w/o KD", plain), ("Student (KD)", student)]
@@ -291,19 +428,20 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
         if ir_dir is None and data_root is None:
             ir_dir = root / "impulse_responses"
         recipe_rows = _dcase2024_recipe(out, schedule, key, train, test, ensemble, reports["Student (KD)"],
-                                        ir_dir, students, random_state, n_jobs, verbose)
+                                        ir_dir, students, random_state, n_jobs, verbose, teacher_fps)
     results = dict(schedule=asdict(schedule), scaled_down=scaled, data_root=str(root), device=device,
                    table2=rows, reports=reports, chance=1.0 / len(student.classes_),
                    dcase2024=recipe_rows)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "table2.md").write_text(_table2(rows, markdown=True) + "\n")
+    text = json.dumps(results, indent=2)
+    write_atomically(out / "results.json", lambda tmp: tmp.write_text(text))
+    write_atomically(out / "table2.md", lambda tmp: tmp.write_text(_table2(rows, markdown=True) + "\n"))
     _plots(out, test.y, kd_pred, student.classes_, reports)
     _log(verbose, f"\n[skasc] wrote {out / 'results.json'}, table2.md, confusion_matrix.png, device_accuracy.png")
     return results
 
 
 def _dcase2024_recipe(out, schedule, key, train, test, ensemble, kd_report, ir_dir, students,
-                      random_state, n_jobs, verbose):
+                      random_state, n_jobs, verbose, teacher_fps):
     """The distilled student with Freq-MixStyle and DIR, then fine-tuned per device."""
     steps = [("reassemble", Reassembler())]
     if ir_dir is not None:
@@ -316,17 +454,24 @@ def _dcase2024_recipe(out, schedule, key, train, test, ensemble, kd_report, ir_d
     features = front.fit_transform(train.X)
     test_features = front.transform(test.X)  # the augmentations are training-only
     tag = "fms-dir" if ir_dir is not None else "fms"
+    # the features carry the DIR variants and Freq-MixStyle: their own fingerprint
+    data_fp = data_fingerprint(features, train.y)
+    student_path = out / "models" / f"student-kd-{tag}-{key}.joblib"
+    student_fp = _digest(f"student-kd-{tag}", data_fp, key, teacher_fps)
     student = _train_or_load(
-        out / "models" / f"student-kd-{tag}-{key}.joblib",
+        student_path,
         lambda: _distilled_student(ensemble, schedule, random_state,
                                    out / "checkpoints" / f"student-kd-{tag}-{key}", students),
-        features, train.y, verbose, f"student with KD + {tag.upper()}")
-    # DCASE 2025: fine-tune a copy per training device (a tenth of the lr, half the epochs)
+        features, train.y, verbose, f"student with KD + {tag.upper()}", student_fp)
+    # DCASE 2025: fine-tune a copy per training device (a tenth of the lr, half the epochs),
+    # bound to the general student it starts from and to the clips' devices
     specific = _train_or_load(
         out / "models" / f"student-kd-{tag}-per-device-{key}.joblib",
         lambda: DeviceSpecificClassifier(FrozenEstimator(student), fine_tune=dict(
             max_epochs=max(1, schedule.student_epochs // 2), lr=schedule.lr / 10)),
-        features, train.y, verbose, "device-specific fine-tuning", devices=train.device)
+        features, train.y, verbose, "device-specific fine-tuning",
+        _digest("per-device", student_fp, _file_digest(student_path), train.device.tolist()),
+        devices=train.device)
     rows = [_recipe_row("Student (KD)", kd_report)]
     for name, model, params in ((f"+ Freq-MixStyle{' + DIR' if ir_dir is not None else ''}", student, {}),
                                 ("+ device-specific fine-tuning", specific, {"devices": test.device})):

@@ -84,3 +84,75 @@ def test_subset_and_the_dcase2024_recipe(tau22_root, tmp_path):
     assert "DCASE 2024/2025 additions" in run.stdout and (out / "dcase2024.md").is_file()
     # the per-device models were trained and saved as finished
     assert len(list((out / "models").glob("student-kd-fms-dir-per-device-*.joblib"))) == 1
+
+
+# -- issue 17: everything the command can check is checked before it trains or creates anything
+
+
+def _usage_error(argv, tmp_path, capsys, monkeypatch):
+    """Run the CLI expecting a usage error; return its one error line."""
+    import pytest
+
+    from skasc import cli
+
+    monkeypatch.setattr(cli, "reproduce", lambda *a, **k: pytest.fail("reproduce must not start"))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith("usage:"), err  # one usage line, one error line
+    return err[1]
+
+
+def test_cli_refuses_a_data_root_without_the_tau22_layout(tmp_path, capsys, monkeypatch):
+    (tmp_path / "downloads").mkdir()
+    out = tmp_path / "out"
+    err = _usage_error(["--data-root", str(tmp_path / "downloads"), "--out-dir", str(out)],
+                       tmp_path, capsys, monkeypatch)
+    assert "argument --data-root" in err and "meta.csv not found" in err and "expected TAU22 layout" in err
+    assert not out.exists()
+
+
+def test_cli_refuses_a_split_file_with_no_clips(tau22_root, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    root = tmp_path / "tau22"
+    shutil.copytree(tau22_root, root, ignore=shutil.ignore_patterns("audio", "impulse_responses"))
+    split = root / "evaluation_setup" / "fold1_evaluate.csv"
+    split.write_text("filename\tscene_label\n")
+    err = _usage_error(["--data-root", str(root), "--out-dir", str(tmp_path / "out")], tmp_path, capsys,
+                       monkeypatch)
+    assert "argument --data-root" in err and "fold1_evaluate.csv lists no clips" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_an_out_dir_under_a_file(tmp_path, capsys, monkeypatch):
+    (tmp_path / "notes.txt").write_text("mine")
+    err = _usage_error(["--out-dir", str(tmp_path / "notes.txt" / "run")], tmp_path, capsys, monkeypatch)
+    assert "argument --out-dir" in err and "notes.txt' is a file, not a folder" in err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_cli_refuses_an_empty_ir_dir_before_training(tmp_path, capsys, monkeypatch):
+    (tmp_path / "irs").mkdir()
+    out = tmp_path / "out"
+    err = _usage_error(["--dcase2024", "--ir-dir", str(tmp_path / "irs"), "--out-dir", str(out)],
+                       tmp_path, capsys, monkeypatch)
+    assert "argument --ir-dir" in err and "holds no .wav file" in err
+    err = _usage_error(["--ir-dir", str(tmp_path / "irs"), "--out-dir", str(out)], tmp_path, capsys, monkeypatch)
+    assert "argument --ir-dir" in err and "only by --dcase2024" in err  # it would be ignored
+    assert not out.exists()
+
+
+def test_reproduce_itself_checks_before_creating_anything(tmp_path):
+    import pytest
+
+    from skasc.reproduce import reproduce
+
+    (tmp_path / "downloads").mkdir()
+    with pytest.raises(FileNotFoundError, match="meta.csv not found"):
+        reproduce(tmp_path / "downloads", tmp_path / "out", verbose=0)
+    (tmp_path / "irs").mkdir()
+    with pytest.raises(ValueError, match="holds no .wav file"):
+        reproduce(None, tmp_path / "out", dcase2024=True, ir_dir=tmp_path / "irs", verbose=0)
+    assert not (tmp_path / "out").exists()

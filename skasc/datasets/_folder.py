@@ -63,9 +63,20 @@ def _scan_folder(folder, extensions):
     def audio(name):
         return not name.startswith(".") and name.lower().endswith(ends)
 
+    reached = {}  # real folder -> the path it was first reached by
+
     def walk(top):
         found = []
-        for dirpath, dirnames, filenames in os.walk(top):
+        # symbolic links to folders are followed at every depth, as they are
+        # for the class folders themselves (os.walk skips them by default)
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in reached:  # also ends a link back to an enclosing folder
+                raise ValueError(
+                    f"folder {dirpath!r} is {reached[real]!r} again (through a symbolic link):"
+                    " its files would be listed twice; remove the link or the copy"
+                )
+            reached[real] = dirpath
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             found += [os.path.join(dirpath, f) for f in sorted(filenames) if audio(f)]
         return found
@@ -209,8 +220,10 @@ def load_audio_folder(source, *, sr=44100, clip_seconds=1.0, short="pad", path_c
     source : str, path-like, pandas.DataFrame or mapping of columns
         * a **folder**: each subfolder is a class (its name is the label)
           holding audio files, at any depth; hidden files and folders are
-          skipped.  A folder of files without subfolders gives unlabelled
-          rows (``y`` is None), e.g. to predict.
+          skipped, symbolic links to folders are followed (a folder reached
+          twice, e.g. through a link to an enclosing one, is refused).  A
+          folder of files without subfolders gives unlabelled rows (``y``
+          is None), e.g. to predict.
         * a **CSV file** (delimiter ``,``, ``;`` or tab, found from the
           header line) or a **table** (a DataFrame, or a dict of equally
           long columns): one row per file, with a column of paths
@@ -296,7 +309,8 @@ def load_audio_folder(source, *, sr=44100, clip_seconds=1.0, short="pad", path_c
     PermissionError
         For a file that may not be read (named).
     ValueError
-        For an empty folder (named), an unknown path or label column (named,
+        For an empty folder (named), a folder reached twice through a symbolic
+        link (named), an unknown path or label column (named,
         with the columns there are), a row without a path or label, a file
         listed twice, a column named like a Bunch field, a file that is not
         readable audio, truncated, not mono or empty (named), a file shorter

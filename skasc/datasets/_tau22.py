@@ -143,6 +143,13 @@ def _read_tsv(path, expected, *, exact_count=True):
     return {name: list(cols[header.index(name)]) for name in expected}
 
 
+def _check_listed(filenames, path):
+    """Refuse a file with a header but no data rows: it would load as 0
+    clips, and fail (or train on nothing) far from the cause."""
+    if not filenames:
+        raise ValueError(f"{path} lists no clips: it has a header but no data rows")
+
+
 def _check_unique(filenames, path):
     """Refuse a file name listed twice: its clip would count twice in
     training or in a score."""
@@ -194,6 +201,7 @@ def _subset_rows(idx, meta_fn, split_path, path):
     clip of the train split.
     """
     listed = _read_tsv(path, ("filename",))["filename"]
+    _check_listed(listed, path)
     _check_unique(listed, path)
     train = {meta_fn[i] for i in idx}
     wanted = set()
@@ -287,7 +295,8 @@ def load_tau22(root, subset="train", fold=1, *, fraction=None, return_audio=Fals
         searched (the message names them), or (with
         ``check_audio``/``return_audio``) an audio file is missing.
     ValueError
-        For an unknown ``subset``, a ``fraction`` other than 5, 10, 25, 50,
+        For a csv file with a header but no data rows (named), an unknown
+        ``subset``, a ``fraction`` other than 5, 10, 25, 50,
         100 or None, or given with another subset than "train", a subset
         file naming a clip outside the train split, a malformed header or
         row, an unparsable
@@ -345,6 +354,7 @@ def load_tau22(root, subset="train", fold=1, *, fraction=None, return_audio=Fals
     meta_path = root_path / "meta.csv"
     meta = _read_tsv(meta_path, META_COLUMNS)
     meta_fn = meta["filename"]
+    _check_listed(meta_fn, meta_path)
     labels, ident, source = meta["scene_label"], meta["identifier"], meta["source_label"]
     fields = _parse_names(meta_fn, meta_path)
 
@@ -369,6 +379,7 @@ def load_tau22(root, subset="train", fold=1, *, fraction=None, return_audio=Fals
     else:
         split_path = root_path / "evaluation_setup" / f"fold{int(fold)}_{subset}.csv"
         split = _read_tsv(split_path, SETUP_COLUMNS[subset])
+        _check_listed(split["filename"], split_path)
         _check_unique(split["filename"], split_path)
         idx = [position.get(fn) for fn in split["filename"]]
         if None in idx:
