@@ -1073,7 +1073,8 @@ class DistilledStudent(DwsCNNClassifier):
 
     def _distillation(self):
         teacher = None
-        if self.teacher_outputs == "online" and is_network_teacher(self.teacher_):
+        if not self._precomputed() and self.teacher_outputs == "online" \
+                and is_network_teacher(self.teacher_):
             # copies: moving them to the student's device leaves the teacher as it is
             modules = [copy.deepcopy(m).to(self.device) for m in held_networks(self.teacher_).modules]
             teacher = FusedTeacher(modules, getattr(self.teacher_, "fusion", "logits"),
@@ -1088,7 +1089,7 @@ class DistilledStudent(DwsCNNClassifier):
             drawer.teacher_outputs = precomputed_teacher_outputs(
                 self._teacher_logits, features, self.teacher_step).to(self.device)
             return
-        if self.teacher_outputs == "online":
+        if self.teacher_outputs == "online":  # a string here: precomputed returned above
             if not is_network_teacher(self.teacher_):  # its outputs for each batch's windows
                 drawer.teacher_outputs = OnDemandTeacherOutputs(
                     self.teacher_, features, self.classes_, self.device)
