@@ -86,10 +86,10 @@ def _download(url, target, expected):
                 while block := response.read(1 << 20):
                     out.write(block)
         except (urllib.error.URLError, OSError, ValueError) as exc:
+            where = f", or put it at {target}" if expected is not None else ""
             raise OSError(
                 f"could not download the checkpoint from {url} ({exc}); without network "
-                f"access download it elsewhere and pass weights=<path to the file>, or put it "
-                f"at {target}"
+                f"access download it elsewhere and pass weights=<path to the file>{where}"
             ) from None
         if expected is not None:
             _check_digest(tmp, expected, "the downloaded checkpoint")

@@ -129,7 +129,9 @@ class _SceneClassifierMixin:
 
         Parameters
         ----------
-        X : FeatureSet or array of shape (n_clips, bands, frames)
+        X : FeatureSet or array of shape (n_clips, bands, frames), or audio rows
+            The clips, as ``fit`` took them (audio rows for
+            :class:`~skasc.PretrainedClassifier`).
 
         Returns
         -------
@@ -143,7 +145,9 @@ class _SceneClassifierMixin:
 
         Parameters
         ----------
-        X : FeatureSet or array of shape (n_clips, bands, frames)
+        X : FeatureSet or array of shape (n_clips, bands, frames), or audio rows
+            The clips, as ``fit`` took them (audio rows for
+            :class:`~skasc.PretrainedClassifier`).
 
         Returns
         -------
@@ -158,7 +162,9 @@ class _SceneClassifierMixin:
 
         Parameters
         ----------
-        X : FeatureSet or array of shape (n_clips, bands, frames)
+        X : FeatureSet or array of shape (n_clips, bands, frames), or audio rows
+            The clips, as ``fit`` took them (audio rows for
+            :class:`~skasc.PretrainedClassifier`).
 
         Returns
         -------
@@ -176,7 +182,9 @@ class _SceneClassifierMixin:
 
         Parameters
         ----------
-        X : FeatureSet or array of shape (n_clips, bands, frames)
+        X : FeatureSet or array of shape (n_clips, bands, frames), or audio rows
+            The clips, as ``fit`` took them (audio rows for
+            :class:`~skasc.PretrainedClassifier`).
         y : array-like of shape (n_clips,)
             True scene labels, all among ``classes_``.
         sample_weight : array-like of shape (n_clips,), default=None
@@ -1063,10 +1071,13 @@ class DistilledStudent(DwsCNNClassifier):
         # a student's checkpoint is bound to what it learns from
         if self.teacher_ is None:
             return [self._teacher_logits.reshape(-1).view(np.uint8)]
-        if not is_network_teacher(self.teacher_):
+        try:  # the weights of the teacher's torch networks
+            modules = held_networks(self.teacher_).modules
+        except (TypeError, ValueError):  # no torch network (e.g. scikit-learn members)
             return [np.frombuffer(pickle.dumps(self.teacher_), np.uint8)]
-        arrays = [np.frombuffer(getattr(self.teacher_, "fusion", "logits").encode(), np.uint8)]
-        for module in held_networks(self.teacher_).modules:
+        about = f"{type(self.teacher_).__name__}:{getattr(self.teacher_, 'fusion', 'logits')}"
+        arrays = [np.frombuffer(about.encode(), np.uint8)]
+        for module in modules:
             arrays += [t.detach().cpu().reshape(-1).view(torch.uint8).numpy()
                        for t in module.state_dict().values()]
         return arrays

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ._training import check_device
+from ._weights import CHECKPOINTS, resolve_weights
 from .reproduce import DEMO, PAPER, check_inputs, replace_schedule, reproduce
 
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)
@@ -81,6 +82,15 @@ def _parser():
     rep.add_argument("--student-epochs", type=positive)
     rep.add_argument("--teacher-hidden", type=positive)
     rep.add_argument("--n-teachers", type=positive)
+    rep.add_argument("--teacher", choices=["dwscnn", "pretrained"],
+                     help="the distilled student's teacher: the paper's DwsCNN ensemble trained from "
+                          "scratch (dwscnn, the default) or an AudioSet-pretrained EfficientAT "
+                          "MobileNet fine-tuned on the data (pretrained)")
+    rep.add_argument("--pretrained-model", choices=sorted(CHECKPOINTS),
+                     help="with --teacher pretrained: the EfficientAT model (default: mn04_as, "
+                          "shipped with skasc; the others are downloaded once into the cache)")
+    rep.add_argument("--pretrained-epochs", type=positive,
+                     help="with --teacher pretrained: fine-tuning epochs (default: 10)")
     rep.add_argument("--teacher-outputs", choices=["cached", "online"],
                      help="the distilled student learns from the teachers' outputs computed once "
                           "(cached, the default) or from the teachers run on every batch (online)")
@@ -113,7 +123,9 @@ def main(argv=None):
         schedule = replace_schedule(base, teacher_epochs=args.teacher_epochs,
                                     student_epochs=args.student_epochs,
                                     teacher_hidden=args.teacher_hidden, n_teachers=args.n_teachers,
-                                    teacher_outputs=args.teacher_outputs, subset=args.subset)
+                                    teacher_outputs=args.teacher_outputs, subset=args.subset,
+                                    teacher=args.teacher, pretrained_model=args.pretrained_model,
+                                    pretrained_epochs=args.pretrained_epochs)
         _check_before_work(rep, args, schedule)
         verbose = 0 if args.quiet else (2 if args.verbose else 1)
         try:
@@ -161,6 +173,12 @@ def _check_before_work(rep, args, schedule):
                       "leave --ir-dir out")
         checks.append(("--ir-dir", lambda: check_inputs(None, args.out_dir, dcase2024=True,
                                                          ir_dir=args.ir_dir)))
+    if schedule.teacher != "pretrained":
+        for flag in ("pretrained_model", "pretrained_epochs"):
+            if getattr(args, flag) is not None:
+                rep.error(f"argument --{flag.replace('_', '-')}: only used with --teacher pretrained")
+    else:  # the checkpoint is there (shipped, cached or downloaded now) and intact
+        checks.append(("--pretrained-model", lambda: resolve_weights(schedule.pretrained_model)))
     for flag, check in checks:
         try:
             check()

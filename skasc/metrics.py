@@ -31,7 +31,6 @@ breakdown.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 
 import numpy as np

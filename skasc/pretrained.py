@@ -269,6 +269,28 @@ class PretrainedClassifier(_NetworkClassifier):
         self.random_state = random_state
         self.verbose = verbose
 
+    def fit(self, X, y):
+        """Fine-tune on audio rows ``X`` with labels ``y``.
+
+        Raises KeyboardInterrupt on Ctrl-C and FloatingPointError if the
+        loss becomes non-finite, leaving the estimator unfitted.
+
+        Parameters
+        ----------
+        X : AudioSet, array-like of paths / clip rows, or waveforms (n_clips, n_samples)
+            The output of :class:`~skasc.Reassembler` (each row's recording
+            known: random crops), file paths or ``<file>#t=<start>,<end>``
+            rows (read at their own rate, resampled to 32 kHz), or waveforms
+            at ``sr`` Hz.  A :class:`~skasc.FeatureSet` made by
+            :class:`~skasc.LogMel` stands for the audio it links to.
+        y : array-like of shape (n_clips,)
+
+        Returns
+        -------
+        self : PretrainedClassifier
+        """
+        return super().fit(X, y)
+
     # -- validation --------------------------------------------------------
     def _check_params_beyond_table(self):
         super()._check_params_beyond_table()

@@ -39,12 +39,14 @@ from sklearn.pipeline import Pipeline
 from ._audio import read_impulse_responses
 from ._files import write_atomically
 from ._training import check_device, training_fingerprint
+from ._weights import CHECKPOINTS, resolve_weights
 from .classifiers import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
 from .complexity import complexity_report
 from .datasets import FRACTIONS, load_tau22, make_tau22
 from .device_specific import DeviceSpecificClassifier
 from .metrics import device_report, format_device_report
 from .preprocessing import DeviceImpulseResponse, FreqMixStyle, LogMel, RandomCrop, Reassembler, SpecAugment
+from .pretrained import PretrainedClassifier
 from ._table import format_table
 
 __all__ = ["Schedule", "PAPER", "DEMO", "reproduce", "check_inputs", "data_fingerprint"]
@@ -74,10 +76,17 @@ class Schedule:
     #: percentage of the training split used (the DCASE 2024 nested subsets:
     #: 5, 10, 25, 50 or 100; see ``load_tau22(..., fraction=...)``)
     subset: int = 100
+    #: the distilled student's teacher: "dwscnn" (the paper's ensemble of
+    #: ``n_teachers`` DwsCNNs trained from scratch) or "pretrained" (an
+    #: AudioSet-pretrained EfficientAT MobileNet, fine-tuned on the data)
+    teacher: str = "dwscnn"
+    #: with ``teacher="pretrained"``: the EfficientAT model and its fine-tuning epochs
+    pretrained_model: str = "mn04_as"
+    pretrained_epochs: int = 10
 
     def __post_init__(self):
         for name in ("teacher_hidden", "n_teachers", "teacher_epochs", "student_hidden",
-                     "student_epochs", "batch_size", "teacher_step"):
+                     "student_epochs", "batch_size", "teacher_step", "pretrained_epochs"):
             value = getattr(self, name)
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Schedule.{name} must be an integer >= 1, got {value!r}")
@@ -86,6 +95,11 @@ class Schedule:
         if self.teacher_outputs not in ("cached", "online"):
             raise ValueError(f"Schedule.teacher_outputs must be 'cached' or 'online', "
                              f"got {self.teacher_outputs!r}")
+        if self.teacher not in ("dwscnn", "pretrained"):
+            raise ValueError(f"Schedule.teacher must be 'dwscnn' or 'pretrained', got {self.teacher!r}")
+        if self.pretrained_model not in CHECKPOINTS:
+            raise ValueError(f"Schedule.pretrained_model must be one of {list(CHECKPOINTS)}, "
+                             f"got {self.pretrained_model!r}")
 
     def key(self, *extra, fields=None):
         """Short digest of the named fields (all by default) and ``extra``."""
@@ -119,9 +133,16 @@ DEMO = Schedule(
 
 def _scaled_down(schedule):
     """What ``schedule`` trains smaller or shorter than :data:`PAPER`, as text."""
+    teacher_fields = ("n_teachers", "teacher_hidden", "teacher_epochs")
+    if schedule.teacher == "pretrained":  # the paper's teachers are not trained at all
+        teacher_fields = ()
     changed = [f"{name} {getattr(schedule, name)} (paper: {getattr(PAPER, name)})"
-               for name in ("n_teachers", "teacher_hidden", "teacher_epochs", "student_hidden",
-                            "student_epochs") if getattr(schedule, name) != getattr(PAPER, name)]
+               for name in (*teacher_fields, "student_hidden", "student_epochs")
+               if getattr(schedule, name) != getattr(PAPER, name)]
+    if schedule.teacher == "pretrained":
+        changed.insert(0, f"teacher: {schedule.pretrained_model} pretrained on AudioSet, fine-tuned "
+                          f"{schedule.pretrained_epochs} epochs (paper: {PAPER.n_teachers} DwsCNNs of "
+                          f"hidden={PAPER.teacher_hidden} trained {PAPER.teacher_epochs} epochs)")
     if schedule.logmel != PAPER.logmel:
         changed.append(f"log-mel {schedule.logmel} (paper: 256 bands x 51 frames)")
     return "; ".join(changed)
@@ -339,6 +360,8 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
     check_device(device)
     schedule = schedule or (DEMO if data_root is None else PAPER)
     data = check_inputs(data_root, out_dir, subset=schedule.subset, dcase2024=dcase2024, ir_dir=ir_dir)
+    if schedule.teacher == "pretrained":  # shipped, cached or downloaded, and intact
+        resolve_weights(schedule.pretrained_model)
     out = Path(out_dir)
     (out / "models").mkdir(parents=True, exist_ok=True)
     if data_root is None:
@@ -377,6 +400,11 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
                   verbose=max(0, verbose - 1))
     students = dict(common, compile=compile)
 
+    if schedule.teacher == "pretrained":
+        return _finish(out, schedule, key, root, data_root, train, test, features, test_features,
+                       data_fp, students, common, random_state, n_jobs, verbose, scaled, device,
+                       dcase2024, ir_dir, *_pretrained_teacher(out, schedule, root, features, train,
+                                                               data_fp, random_state, common, verbose))
     teachers, teacher_fps = [], []
     for k in range(schedule.n_teachers):
         fp = _digest("teacher", k, data_fp, schedule.key(random_state, fields=teacher_fields))
@@ -390,6 +418,34 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
         teacher_fps.append(fp)
     # already-trained members: FrozenEstimator makes the ensemble's fit a no-op for them
     ensemble = EnsembleTeacher([FrozenEstimator(t) for t in teachers]).fit(features, train.y)
+    named = [(f"Teacher{k + 1}", t) for k, t in enumerate(teachers)] + [("Teacher ensemble", ensemble)]
+    return _finish(out, schedule, key, root, data_root, train, test, features, test_features, data_fp,
+                   students, common, random_state, n_jobs, verbose, scaled, device, dcase2024, ir_dir,
+                   ensemble, teacher_fps, named)
+
+
+def _pretrained_teacher(out, schedule, root, features, train, data_fp, random_state, common, verbose):
+    """The pretrained EfficientAT teacher fine-tuned on the training audio
+    (reached through the features' audio link); (teacher, fingerprints, named rows)."""
+    fields = ["logmel", "pretrained_model", "pretrained_epochs", "batch_size", "subset"]
+    pkey = schedule.key(str(root), random_state, fields=fields)
+    fp = _digest("teacher-pretrained", data_fp, schedule.key(random_state, fields=fields))
+    name = schedule.pretrained_model
+    teacher = _train_or_load(
+        out / "models" / f"teacher-{name}-{pkey}.joblib",
+        lambda: PretrainedClassifier(name, max_epochs=schedule.pretrained_epochs,
+                                     sr=schedule.logmel.get("sr", 44100), batch_size=schedule.batch_size,
+                                     random_state=random_state, device=common["device"],
+                                     checkpoint_dir=out / "checkpoints" / f"teacher-{name}-{pkey}",
+                                     verbose=common["verbose"]),
+        features, train.y, verbose, f"pretrained teacher ({name}, fine-tuned)", fp)
+    return teacher, [fp], [(f"Teacher {name}", teacher)]
+
+
+def _finish(out, schedule, key, root, data_root, train, test, features, test_features, data_fp,
+            students, common, random_state, n_jobs, verbose, scaled, device, dcase2024, ir_dir,
+            ensemble, teacher_fps, named):
+    """Both students, Table 2, the per-device reports and the DCASE 2024 table."""
     student = _train_or_load(
         out / "models" / f"student-kd-{key}.joblib",
         lambda: _distilled_student(ensemble, schedule, random_state,
@@ -403,8 +459,7 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
                                  checkpoint_dir=out / "checkpoints" / f"student-plain-{key}", **students),
         features, train.y, verbose, "student without KD", _digest("student-plain", data_fp, key))
 
-    models = [(f"Teacher{k + 1}", t) for k, t in enumerate(teachers)]
-    models += [("Teacher ensemble", ensemble), ("Student w/o KD", plain), ("Student (KD)", student)]
+    models = named + [("Student w/o KD", plain), ("Student (KD)", student)]
     rows, reports = [], {}
     for name, model in models:
         proba = model.predict_proba(test_features)
@@ -435,7 +490,7 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
     text = json.dumps(results, indent=2)
     write_atomically(out / "results.json", lambda tmp: tmp.write_text(text))
     write_atomically(out / "table2.md", lambda tmp: tmp.write_text(_table2(rows, markdown=True) + "\n"))
-    _plots(out, test.y, kd_pred, student.classes_, reports)
+    _plots(out, test.y, kd_pred, student.classes_, reports, teacher=named[-1][0])
     _log(verbose, f"\n[skasc] wrote {out / 'results.json'}, table2.md, confusion_matrix.png, device_accuracy.png")
     return results
 
@@ -501,7 +556,7 @@ def _table2(rows, markdown=False):
                         markdown=markdown)
 
 
-def _plots(out, y_true, y_pred, classes, reports):
+def _plots(out, y_true, y_pred, classes, reports, teacher="Teacher ensemble"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -518,7 +573,7 @@ def _plots(out, y_true, y_pred, classes, reports):
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(9, 4))
-    names = ["Student w/o KD", "Student (KD)", "Teacher ensemble"]
+    names = ["Student w/o KD", "Student (KD)", teacher]
     devices = list(reports["Student (KD)"]["devices"])
     width = 0.8 / len(names)
     for i, name in enumerate(names):

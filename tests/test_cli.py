@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def _reproduce(root, out, *extra):
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(out.parent), "MPLBACKEND": "Agg"}
@@ -156,3 +158,37 @@ def test_reproduce_itself_checks_before_creating_anything(tmp_path):
     with pytest.raises(ValueError, match="holds no .wav file"):
         reproduce(None, tmp_path / "out", dcase2024=True, ir_dir=tmp_path / "irs", verbose=0)
     assert not (tmp_path / "out").exists()
+
+
+def test_reproduce_with_the_pretrained_teacher(tau22_root, tmp_path):
+    out = tmp_path / "run"
+    run = _reproduce(tau22_root, out, "--teacher", "pretrained", "--pretrained-epochs", "1")
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    rows = {row["model"]: row for row in results["table2"]}
+    assert list(rows) == ["Teacher mn04_as", "Student w/o KD", "Student (KD)"]
+    # the fine-tuned mn04 at 1 s of audio (128 x 100), its new 10-class head counted
+    assert rows["Teacher mn04_as"]["params"] == 983_599 - 527 * 513 + 10 * 513
+    assert 10e6 < rows["Teacher mn04_as"]["macs"] < 15e6
+    assert "teacher: mn04_as pretrained on AudioSet, fine-tuned 1 epochs" in run.stdout
+    assert not list((out / "models").glob("teacher1-*"))  # no DwsCNN teachers trained
+
+
+def test_cli_pretrained_options_are_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    from skasc import cli
+
+    monkeypatch.setattr(cli, "reproduce", lambda *a, **k: pytest.fail("reproduce must not run"))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--pretrained-model", "mn10_as"])
+    assert exc.value.code == 2
+    assert "--pretrained-model: only used with --teacher pretrained" in capsys.readouterr().err
+    # a model that is neither shipped nor cached, and a release that cannot be reached
+    monkeypatch.setenv("SKASC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SKASC_WEIGHTS_URL", (tmp_path / "no-release").as_uri())
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--teacher", "pretrained",
+                  "--pretrained-model", "mn10_as"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --pretrained-model: could not download" in err and "mn10_as_mAP_471.pt" in err
+    assert not (tmp_path / "o").exists()
