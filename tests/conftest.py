@@ -32,3 +32,19 @@ def tau22_root(tmp_path_factory):
     from skasc.datasets import make_tau22
 
     return make_tau22(tmp_path_factory.mktemp("tau22"), n_cities=2, n_locations=2, n_segments=1, random_state=0)
+
+
+@pytest.fixture
+def trained_epochs(monkeypatch):
+    """The epoch numbers every fit actually trains, in order."""
+    seen = []
+    import skasc._training as training
+
+    original = training.EpochSeed.on_epoch_begin
+
+    def record(self, net, **kwargs):
+        seen.append(len(net.history))
+        return original(self, net, **kwargs)
+
+    monkeypatch.setattr(training.EpochSeed, "on_epoch_begin", record)
+    return seen

@@ -23,7 +23,6 @@ from sklearn.dummy import DummyClassifier
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-import skasc._training as training
 import skasc.reproduce as rep
 from skasc import (DeviceImpulseResponse, DwsCNNClassifier, FreqMixStyle, LogMel, RandomCrop,
                    Reassembler, SpecAugment)
@@ -46,20 +45,6 @@ def _one_line(exc_info):
     text = str(exc_info.value)
     assert "\n" not in text, text
     return text
-
-
-@pytest.fixture
-def trained_epochs(monkeypatch):
-    """The epoch numbers every fit actually trains, in order."""
-    seen = []
-    original = training.EpochSeed.on_epoch_begin
-
-    def record(self, net, **kwargs):
-        seen.append(len(net.history))
-        return original(self, net, **kwargs)
-
-    monkeypatch.setattr(training.EpochSeed, "on_epoch_begin", record)
-    return seen
 
 
 def _net(**kw):

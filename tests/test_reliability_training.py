@@ -16,7 +16,6 @@ from sklearn.utils.estimator_checks import check_param_validation
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping
 
-import skasc._training as training
 from skasc import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
 from skasc import cli
 
@@ -44,20 +43,6 @@ class CtrlCAt(Callback):
     def on_epoch_begin(self, net, **kwargs):
         if len(net.history) == self.epoch:
             raise KeyboardInterrupt
-
-
-@pytest.fixture
-def trained_epochs(monkeypatch):
-    """The epoch numbers every fit actually trains, in order."""
-    seen = []
-    original = training.EpochSeed.on_epoch_begin
-
-    def record(self, net, **kwargs):
-        seen.append(len(net.history))
-        return original(self, net, **kwargs)
-
-    monkeypatch.setattr(training.EpochSeed, "on_epoch_begin", record)
-    return seen
 
 
 # -- 1. checkpoints bound to data and parameters -------------------------------------
