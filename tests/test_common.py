@@ -126,9 +126,11 @@ EXPECTED_FAILED["PretrainedClassifier"].update({
     "check_classifier_data_not_an_array": (
         "the same int64 refusal: the check's X is int64, which is no PCM sample type"),
     "check_classifiers_train": (
-        "rows are waveforms and the front end is a log power spectrum, which cannot tell a "
-        "signal from its negative; the check's toy classes (a few standardised numbers per "
-        "row) differ largely by sign. Training is tested on real audio in test_pretrained.py"),
+        "weights=False (the battery runs offline and fast): in the check's few epochs the "
+        "randomly initialised MobileNet fits the toy set in training mode, but its batch-norm "
+        "running statistics have not caught up, so its evaluation-mode predictions are near "
+        "constant. With the pretrained weights it passes the same data: "
+        "test_pretrained.py::test_pretrained_head_fits_the_checks_toy_data"),
 })
 
 
