@@ -19,6 +19,7 @@ from .classifiers import (
     _NON_NEGATIVE_REAL,
     _POSITIVE_INT,
     _POSITIVE_REAL,
+    _check_labels,
     _NetworkClassifier,
     DwsCNNClassifier,
 )
@@ -334,8 +335,7 @@ class PretrainedClassifier(_NetworkClassifier):
         if y is None:
             raise ValueError("PretrainedClassifier requires y to be passed, but the target y is None.")
         audio = self._audio(X, training=True)
-        if len(y) != len(audio):
-            raise ValueError(f"X and y have different lengths: X has {len(audio)} rows, y has {len(y)}")
+        _check_labels(self, y, len(audio))  # before the front end reads any audio
         features = efficientat_features(audio, verbose=self.verbose)
         if training:
             if self.random_crop:
