@@ -1046,7 +1046,10 @@ class DistilledStudent(DwsCNNClassifier):
                         f"{classes.tolist()} (or pass a .npz with 'classes' naming them)")
             self._teacher_logits = logits
             self.teacher_ = None
-            return super()._fit(X, y)
+            try:
+                return super()._fit(X, y)
+            finally:  # only training reads them: not kept in the fitted model's pickle
+                del self._teacher_logits
         teacher = EnsembleTeacher() if self.teacher is None else self.teacher
         check_scores_available(teacher, "teacher")
         teacher = unwrap(teacher)
