@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from ._files import write_atomically, write_error
+
 __all__ = ["RELEASE_URL", "CHECKPOINTS", "cache_folder", "resolve_weights", "load_checkpoint"]
 
 #: The authors' release the published checkpoints are downloaded from.
@@ -77,15 +79,18 @@ def _check_digest(path, expected, what):
 
 
 def _download(url, target, expected):
-    """Download ``url`` to ``target`` (temp name, checksum, rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
+    """Download ``url`` to ``target``: written under a temporary name, checked
+    against ``expected`` (SHA-256) and only then renamed into place, by
+    :func:`skasc._files.write_atomically` (which also names a full disk)."""
+
+    def fetch(tmp):
         try:
             with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
                 while block := response.read(1 << 20):
                     out.write(block)
         except (urllib.error.URLError, OSError, ValueError) as exc:
+            if write_error(target, exc) is not None:
+                raise  # a full disk, not the network: write_atomically names it
             where = f", or put it at {target}" if expected is not None else ""
             raise OSError(
                 f"could not download the checkpoint from {url} ({exc}); without network "
@@ -93,14 +98,13 @@ def _download(url, target, expected):
             ) from None
         if expected is not None:
             _check_digest(tmp, expected, "the downloaded checkpoint")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(target, fetch)
     if expected is None:  # pinned from now on
-        pin = target.with_name(target.name + ".sha256")
-        pin_tmp = pin.with_name(f".{pin.name}.{os.getpid()}.tmp")
-        pin_tmp.write_text(sha256_of(target) + "\n")
-        os.replace(pin_tmp, pin)
+        digest = sha256_of(target)
+        write_atomically(target.with_name(target.name + ".sha256"),
+                         lambda tmp: tmp.write_text(digest + "\n"))
     return target
 
 
