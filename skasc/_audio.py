@@ -1,25 +1,26 @@
-"""Low-level audio helpers: reading clips and parts of files, parsing TAU22
-file names and clip rows (``path#t=start,end``), resampling, checking
-in-memory waveforms.
+"""Low-level audio helpers: reading clips and parts of files, resampling,
+checking in-memory waveforms, impulse responses.  What a row *names* (a
+TAU22 clip, a clip row ``path#t=start,end``) is :mod:`skasc._rows`' job.
 
 These functions are small on purpose: every error names the file (or the row)
 and says what is wrong, so that a problem in a 230,350-clip data set can be
 found without a debugger.
 """
 
-import hashlib
 import io
 import os
 import pathlib
-import re
+
 
 import numpy as np
 import soundfile as sf
 
+from ._hashing import Hasher
+from ._rows import fragment_samples, seconds_text
+
 __all__ = [
-    "read_clip", "read_file", "decode_clip", "parse_clip_name", "validate_waveforms",
-    "pcm_to_float", "decode_audio", "CLIP_NAME_PATTERN", "FRAGMENT_PATTERN", "RESAMPLERS", "split_fragment",
-    "clip_fragment", "fragment_samples", "audio_info", "read_span", "finish_span",
+    "read_clip", "read_file", "validate_waveforms",
+    "pcm_to_float", "decode_audio", "RESAMPLERS", "audio_info", "read_span", "finish_span",
     "read_segment", "resample_audio", "read_impulse_responses", "apply_impulse_response",
 ]
 
@@ -33,23 +34,6 @@ PCM_SCALES = {
     np.dtype(np.int16): (0, 2**15),
     np.dtype(np.int32): (0, 2**31),
 }
-
-#: Regular expression of the TAU Urban Acoustic Scenes 2022 Mobile clip name
-#: ``<scene>-<city>-<location id>-<segment id>-<snippet 0..9>-<device>.wav``
-#: (matched against the base name of a path).
-CLIP_NAME_PATTERN = re.compile(
-    r"(?P<scene>[a-z0-9_]+)-(?P<city>[a-z0-9_]+)-(?P<location>[0-9]+)"
-    r"-(?P<segment>[0-9]+)-(?P<snippet>[0-9])-(?P<device>[a-z0-9]+)\.wav"
-)
-
-#: A row naming part of a file: ``<path>#t=<start>,<end>``, the temporal
-#: dimension of W3C Media Fragments 1.0 (Normal Play Time in seconds, with
-#: the optional ``npt:`` prefix).  Only a suffix at the very end of the string
-#: counts, so a path that itself contains ``#`` (even ``#t=``) still works:
-#: the *last* ``#t=start,end`` is the fragment.
-FRAGMENT_PATTERN = re.compile(
-    r"#t=(?:npt:)?(?P<start>[0-9]+(?:\.[0-9]*)?),(?P<end>[0-9]+(?:\.[0-9]*)?)\Z"
-)
 
 #: The resamplers offered (``res_type`` of :func:`librosa.resample`): soxr's
 #: quality levels, from very high to quick.
@@ -136,12 +120,12 @@ def _check_wav_complete(data, path, file_size=None):
         pos = body + size + (size & 1)  # chunks are padded to even sizes
 
 
-def decode_clip(data, path, *, sr=44100, n_samples=None, resample=None):
-    """Decode the bytes of one mono audio file, checking its format.
+def decode_audio(data, path, *, sr=44100, n_samples=None, resample=None):
+    """Decode the bytes of one mono audio file, checking its format, and
+    return the file's own sample rate too.
 
-    :func:`read_clip` is ``decode_clip(read_file(path), path, ...)``; this
-    half lets a caller that already holds the bytes (e.g. to digest them)
-    decode exactly those bytes.
+    :func:`read_clip` decodes ``read_file(path)`` with it; a caller that
+    already holds the bytes (e.g. to digest them) decodes exactly those.
 
     Parameters
     ----------
@@ -151,21 +135,6 @@ def decode_clip(data, path, *, sr=44100, n_samples=None, resample=None):
         The file's name, used in error messages only.
     sr, n_samples, resample
         As for :func:`read_clip`.
-
-    Returns
-    -------
-    x : ndarray of shape (n_samples,), dtype float32
-
-    Raises
-    ------
-    ValueError
-        As :func:`read_clip`.
-    """
-    return decode_audio(data, path, sr=sr, n_samples=n_samples, resample=resample)[0]
-
-
-def decode_audio(data, path, *, sr=44100, n_samples=None, resample=None):
-    """:func:`decode_clip`, also returning the file's own sample rate.
 
     Returns
     -------
@@ -308,137 +277,6 @@ def read_clip(path, *, sr=44100, n_samples=None, resample=None, return_sr=False)
     return (x, file_sr) if return_sr else x
 
 
-def parse_clip_name(path):
-    """Split a TAU22 clip name into its fields.
-
-    The grammar is
-    ``<scene>-<city>-<location id>-<segment id>-<snippet 0..9>-<device>.wav``;
-    scene labels contain underscores but never hyphens, the device is one of
-    a, b, c, s1..s6 in the real set (any ``[a-z0-9]+`` is accepted). Only the
-    base name of ``path`` is parsed.
-
-    Parameters
-    ----------
-    path : str or path-like
-        E.g. ``"audio/airport-lisbon-1000-40000-0-a.wav"``.
-
-    Returns
-    -------
-    fields : dict
-        ``scene`` (str), ``city`` (str), ``location`` (str, the identifier
-        ``"<city>-<location id>"`` as in meta.csv), ``segment`` (str, the
-        segment id), ``snippet`` (int, 0..9), ``device`` (str) and
-        ``recording`` (str, the 10-s parent recording: the base name without
-        the snippet index and the extension).
-
-    Raises
-    ------
-    ValueError
-        If the name does not follow the grammar; the message names the file.
-
-    Examples
-    --------
-    >>> from skasc._audio import parse_clip_name
-    >>> f = parse_clip_name("audio/airport-lisbon-1000-40000-0-a.wav")
-    >>> f["scene"], f["location"], f["snippet"], f["device"]
-    ('airport', 'lisbon-1000', 0, 'a')
-    >>> f["recording"]
-    'airport-lisbon-1000-40000-a'
-    """
-    name = os.path.basename(os.fspath(path))
-    m = CLIP_NAME_PATTERN.fullmatch(name)
-    if m is None:
-        raise ValueError(
-            f"cannot parse clip name {os.fspath(path)!r}: expected "
-            "'<scene>-<city>-<location id>-<segment id>-<snippet 0..9>-<device>.wav',"
-            " e.g. 'airport-lisbon-1000-40000-0-a.wav'"
-        )
-    scene, city, loc, segment, snippet, device = m.group(
-        "scene", "city", "location", "segment", "snippet", "device"
-    )
-    return {
-        "scene": scene,
-        "city": city,
-        "location": f"{city}-{loc}",
-        "segment": segment,
-        "snippet": int(snippet),
-        "device": device,
-        "recording": f"{scene}-{city}-{loc}-{segment}-{device}",
-    }
-
-
-def split_fragment(row):
-    """Split a clip row ``<path>#t=<start>,<end>`` into the file and its seconds.
-
-    The suffix follows the temporal dimension of W3C Media Fragments 1.0
-    (Normal Play Time, seconds, optional ``npt:`` prefix); only the last
-    ``#t=start,end`` at the very end of the string counts (see
-    :data:`FRAGMENT_PATTERN`), so paths containing ``#`` work.
-
-    Parameters
-    ----------
-    row : str or path-like
-        A row of :func:`skasc.datasets.load_audio_folder` (``".../a.wav#t=3,4"``)
-        or a plain path.
-
-    Returns
-    -------
-    path : str
-        The file.
-    start, end : float or None
-        The clip's start and end in seconds; None for a plain path (the
-        whole file).
-
-    Raises
-    ------
-    ValueError
-        If the fragment is empty (``end <= start``); the message names the row.
-
-    Examples
-    --------
-    >>> from skasc._audio import split_fragment
-    >>> split_fragment("/data/dog/bark #1.wav#t=3,4")
-    ('/data/dog/bark #1.wav', 3.0, 4.0)
-    >>> split_fragment("audio/airport-lisbon-1000-40000-0-a.wav")
-    ('audio/airport-lisbon-1000-40000-0-a.wav', None, None)
-    """
-    row = os.fspath(row)
-    m = FRAGMENT_PATTERN.search(row)
-    if m is None:
-        return row, None, None
-    start, end = float(m.group("start")), float(m.group("end"))
-    if not end > start:
-        raise ValueError(
-            f"clip row {row!r} names an empty part of the file: the end of"
-            f" '#t={m.group('start')},{m.group('end')}' must come after its start"
-        )
-    return row[:m.start()], start, end
-
-
-def _seconds_text(t):
-    """Seconds as short text: 3 -> "3", 0.25 -> "0.25" (at most 9 decimals)."""
-    return f"{t:.9f}".rstrip("0").rstrip(".") or "0"
-
-
-def clip_fragment(path, start, end):
-    """The clip row ``<path>#t=<start>,<end>`` naming seconds [start, end) of a file.
-
-    Examples
-    --------
-    >>> from skasc._audio import clip_fragment
-    >>> clip_fragment("/data/dog/bark_01.wav", 3, 4.0)
-    '/data/dog/bark_01.wav#t=3,4'
-    >>> clip_fragment("a.wav", 0.5, 0.75)
-    'a.wav#t=0.5,0.75'
-    """
-    return f"{os.fspath(path)}#t={_seconds_text(start)},{_seconds_text(end)}"
-
-
-def fragment_samples(start, end, sr):
-    """Samples of a clip of seconds [start, end) at ``sr`` Hz."""
-    return int(round((end - start) * sr))
-
-
 def _open_checked(path):
     """An open :class:`soundfile.SoundFile`, after checking what can be
     checked from the header: the file exists, may be read, is not a
@@ -525,7 +363,7 @@ def read_span(path, start, end):
         first, last = int(round(start * rate)), min(int(round(end * rate)), frames)
         if first >= frames:
             raise ValueError(
-                f"clip {_seconds_text(start)}-{_seconds_text(end)} s of audio file"
+                f"clip {seconds_text(start)}-{seconds_text(end)} s of audio file"
                 f" {path!r} starts after the end of the file ({frames / rate:g} s long);"
                 " was the file replaced by a shorter one?"
             )
@@ -806,8 +644,7 @@ def read_impulse_responses(folder, *, sr=44100, resample=None):
         if not energy > 0:
             raise ValueError(f"impulse response {path!r} holds only zeros")
         h = (h / np.sqrt(energy)).astype(np.float32)
-        digest = hashlib.blake2b(f"ir:{sr}:".encode(), digest_size=16)
-        digest.update(h.view(np.uint8))
+        digest = Hasher().update(f"ir:{sr}:", h)
         files.append(path)
         responses.append(h)
         digests.append(digest.hexdigest())

@@ -120,7 +120,7 @@ class AudioSet:
     def shape(self):
         if len(self) == 0:
             return (0, 0)
-        from ._audio import fragment_samples, split_fragment
+        from ._rows import fragment_samples, split_fragment
 
         piece = self.recordings[self.row_recording[0]][self.row_piece[0]]
         if isinstance(piece, str):
@@ -140,7 +140,8 @@ class AudioSet:
         file.  ``resample`` (a soxr quality, e.g. ``"soxr_hq"``) resamples a
         file stored at another rate; None refuses it.
         """
-        from ._audio import read_clip, read_segment, split_fragment
+        from ._audio import read_clip, read_segment
+        from ._rows import split_fragment
 
         piece = self.recordings[self.row_recording[i]][self.row_piece[i]]
         if isinstance(piece, str):

@@ -34,7 +34,8 @@ from sklearn.pipeline import Pipeline
 from ._featureset import FeatureSet
 from ._ops import fuse_logits
 from ._training import compute_teacher_outputs
-from .preprocessing import DeviceImpulseResponse, LogMel, Reassembler, _load_recording, _read_units
+from .preprocessing import DeviceImpulseResponse, LogMel, Reassembler
+from .preprocessing._recording_audio import load_recording, read_units
 
 __all__ = [
     "unwrap",
@@ -210,8 +211,8 @@ class _Recordings:
         if r not in self._signals:
             if len(self._signals) >= self.keep:
                 self._signals.pop(next(iter(self._signals)))
-            units = _read_units(audio.recordings[r])
-            signal, lengths, _ = _load_recording(units, audio.sr, self.link.resample)
+            units = read_units(audio.recordings[r])
+            signal, lengths, _ = load_recording(units, audio.sr, self.link.resample)
             self._signals[r] = (signal, np.asarray(lengths))
         return self._signals[r]
 

@@ -27,7 +27,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import _num_samples, check_is_fitted, column_or_1d
 
-from ._audio import parse_clip_name, split_fragment
+from ._rows import row_device
 from ._featureset import FeatureSet
 from .classifiers import _is_fitted, clone_keeping_fitted
 from ._validation import check_known_labels, check_labels
@@ -70,7 +70,7 @@ def row_devices(X, devices=None, *, name="devices"):
             f"X holds {'features' if isinstance(X, FeatureSet) else 'arrays'}, not TAU22 file "
             f"paths, so the device of each row is unknown: pass {name}=... (one device per row), "
             "or wrap the whole Pipeline (from the paths on) in DeviceSpecificClassifier")
-    return np.asarray([parse_clip_name(split_fragment(str(r))[0])["device"] for r in rows], dtype=str)
+    return np.asarray([row_device(str(r)) for r in rows], dtype=str)
 
 
 def single_class_devices(y, devices, min_clips=1):

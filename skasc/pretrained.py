@@ -23,7 +23,9 @@ from .classifiers import (
     _NetworkClassifier,
     DwsCNNClassifier,
 )
-from .preprocessing import _audio_set, _is_path_array, _load_recording, _read_units
+from ._rows import is_path_array
+from .preprocessing._input import audio_set
+from .preprocessing._recording_audio import load_recording, read_units
 
 __all__ = ["PretrainedClassifier", "efficientat_features"]
 
@@ -40,9 +42,9 @@ def _recording_signal(pieces, audio_sr):
     rate and resampled with soxr (high quality) as one stretch; waveform
     pieces, at ``audio_sr``, are joined and resampled together.
     """
-    units = _read_units(pieces)
+    units = read_units(pieces)
     if all(u.kind != "array" for u in units):
-        signal, lengths, _ = _load_recording(units, _SR, "soxr_hq")
+        signal, lengths, _ = load_recording(units, _SR, "soxr_hq")
         return signal, np.asarray(lengths)
     arrays = [np.asarray(u.source, dtype=np.float32) for u in units]
     signal = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
@@ -333,7 +335,7 @@ class PretrainedClassifier(_NetworkClassifier):
             return link.audio
         # waveform rows: their width is checked against (predict) or
         # recorded as (fit) n_features_in_, scikit-learn's way
-        return _audio_set(self, X, reset=training)
+        return audio_set(self, X, reset=training)
 
     def _as_features(self, X, y=None, training=False):
         if y is None:
@@ -360,9 +362,9 @@ class PretrainedClassifier(_NetworkClassifier):
         return features
 
     def _set_n_features(self, X, features):
-        # n_features_in_ is the samples per waveform row (set by _audio_set),
+        # n_features_in_ is the samples per waveform row (set by audio_set),
         # absent for file rows and AudioSets
-        if isinstance(X, (AudioSet, FeatureSet)) or _is_path_array(X):
+        if isinstance(X, (AudioSet, FeatureSet)) or is_path_array(X):
             self.__dict__.pop("n_features_in_", None)
 
     # -- the network -------------------------------------------------------

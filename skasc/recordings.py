@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import StrOptions, validate_params
 
-from ._audio import parse_clip_name, split_fragment
+from ._rows import is_path_array, recording_ids
 
 __all__ = ["REDUCTIONS", "recording_ids", "aggregate_proba", "recording_labels", "predict_recordings"]
 
@@ -33,41 +33,6 @@ REDUCTIONS = ("mean", "geometric", "max", "vote")
 # floor of a probability before its logarithm ("geometric"): a clip that
 # rules a class out entirely counts as very strong, finite evidence
 _LOG_FLOOR = 1e-12
-
-
-def recording_ids(X):
-    """The recording of every path row: its file, or its TAU22 recording.
-
-    Parameters
-    ----------
-    X : sequence of str or path-like
-        Clip rows ``<file>#t=<start>,<end>`` (the file is the recording),
-        TAU22 clip paths (the 10-s recording id, as
-        ``load_tau22(...).recording``) or other paths (each file its own
-        recording).
-
-    Returns
-    -------
-    ids : ndarray of str, shape (n_rows,)
-
-    Examples
-    --------
-    >>> from skasc.recordings import recording_ids
-    >>> recording_ids(["/d/dog/a.wav#t=0,1", "/d/dog/a.wav#t=1,2",
-    ...                "audio/bus-milan-1003-40030-7-b.wav"]).tolist()
-    ['/d/dog/a.wav', '/d/dog/a.wav', 'bus-milan-1003-40030-b']
-    """
-    ids = []
-    for row in X:
-        file, start, _ = split_fragment(row)
-        if start is not None:
-            ids.append(file)
-            continue
-        try:
-            ids.append(parse_clip_name(file)["recording"])
-        except ValueError:
-            ids.append(file)  # a whole file: a recording of its own
-    return np.asarray(ids, dtype=str) if ids else np.empty(0, dtype="<U1")
 
 
 def _group(recordings, n_rows):
@@ -315,9 +280,7 @@ def predict_recordings(estimator, X, recordings=None, *, reduce="mean"):
             f"estimator must have a predict_proba method; {type(estimator).__name__} has none"
         )
     if recordings is None:
-        from .preprocessing import _is_path_array
-
-        if not _is_path_array(X):
+        if not is_path_array(X):
             raise ValueError(
                 "recordings is None, so the recording of each row is read from the rows,"
                 " but X holds no file paths; pass recordings (one id per row of X)"

@@ -12,7 +12,8 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skasc._audio import parse_clip_name, read_clip, validate_waveforms
+from skasc._audio import read_clip, validate_waveforms
+from skasc._rows import parse_clip_name
 from skasc.datasets import (
     CITIES,
     DEVICES,

@@ -19,7 +19,7 @@ import torch
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, cross_validate
 from sklearn.pipeline import Pipeline
 
-import skasc.preprocessing as prep
+import skasc.preprocessing._logmel as prep
 from skasc import (
     DistilledStudent,
     DwsCNNClassifier,
@@ -31,7 +31,8 @@ from skasc import (
     predict_recordings,
     recording_labels,
 )
-from skasc._audio import clip_fragment, read_segment, split_fragment
+from skasc._audio import read_segment
+from skasc._rows import clip_fragment, split_fragment
 from skasc.datasets import load_audio_folder
 from skasc.metrics import device_report, format_device_report, macro_accuracy, recording_report
 from skasc.recordings import recording_ids
@@ -252,9 +253,13 @@ def test_reassembler_joins_the_clips_of_each_file(folder):
     assert audio.shape == (14, SR)  # known without reading or resampling
 
 
-def test_plain_paths_that_are_no_tau22_name_get_a_hint(tmp_path):
-    with pytest.raises(ValueError, match=r"cannot parse clip name.*#t=<start>,<end>.*load_audio_folder"):
-        Reassembler().fit_transform(np.array([str(tmp_path / "dog.wav")], dtype=object))
+def test_plain_paths_that_are_no_tau22_name_are_their_own_recordings(tmp_path):
+    # the row grammar's one answer: Reassembler, recording_ids and the
+    # grouped splits all take a whole file for a recording of its own
+    rows = np.array([str(tmp_path / "dog.wav"), str(tmp_path / "cat.wav"), str(tmp_path / "dog.wav")], dtype=object)
+    audio = Reassembler().fit_transform(rows)
+    assert audio.row_recording.tolist() == [0, 1, 0]
+    assert recording_ids(rows).tolist() == [rows[0], rows[1], rows[0]]
 
 
 def test_grouped_cross_validation_never_splits_a_file(folder):

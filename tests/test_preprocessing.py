@@ -8,7 +8,8 @@ from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 from skorch.callbacks import Callback
 
-import skasc.preprocessing as prep
+import skasc.preprocessing._logmel as prep
+import skasc.preprocessing._recording_audio as recording_audio
 from skasc import (
     AudioSet,
     DwsCNNClassifier,
@@ -74,9 +75,18 @@ def test_reassembler_explicit_groups_and_gaps():
     assert len(gapped.recordings) == 2  # a missing position splits the recording
 
 
-def test_reassembler_bad_input():
-    with pytest.raises(ValueError, match=r"cannot parse clip name 'audio/not-a-tau-name\.wav'.*#t="):
-        Reassembler().fit_transform(np.array(["audio/not-a-tau-name.wav"], dtype=object))
+def test_reassembler_bad_input(tmp_path):
+    # a plain path that is no TAU22 name is a whole file: its own recording
+    # (the row grammar's one answer, as recording_ids gives it)
+    audio = Reassembler().fit_transform(np.array(["audio/x.wav", "audio/y.wav", "audio/x.wav"], dtype=object))
+    assert audio.row_recording.tolist() == [0, 1, 0] and len(audio.recordings) == 2
+    # one TAU22 snippet in two folders: which file is the recording's is refused
+    rows = ["a/bus-milan-1003-40030-0-b.wav", "b/bus-milan-1003-40030-0-b.wav"]
+    with pytest.raises(ValueError, match=r"rows 0 and 1 of X are both clip 0 of recording.*pass groups"):
+        Reassembler().fit_transform(rows)
+    # ... but two snippets of it in two folders are one recording
+    rows = ["a/bus-milan-1003-40030-0-b.wav", "b/bus-milan-1003-40030-1-b.wav"]
+    assert len(Reassembler().fit_transform(rows).recordings) == 1
     with pytest.raises(ValueError, match="one entry per row"):
         Reassembler().fit_transform(np.zeros((3, 10), np.float32), groups=["a", "b"])
 
@@ -97,7 +107,7 @@ def test_logmel_paper_shape_and_clip_features_equal_kernel(train):
 def test_logmel_computes_each_recording_once(train, monkeypatch):
     X, _, rec = train
     calls = {"read": 0, "logmel": 0}
-    real_read, real_logmel = prep.read_clip, prep.logmel
+    real_read, real_logmel = recording_audio.read_clip, prep.logmel
 
     def counting_read(*a, **k):
         calls["read"] += 1
@@ -107,7 +117,7 @@ def test_logmel_computes_each_recording_once(train, monkeypatch):
         calls["logmel"] += 1
         return real_logmel(*a, **k)
 
-    monkeypatch.setattr(prep, "read_clip", counting_read)
+    monkeypatch.setattr(recording_audio, "read_clip", counting_read)
     monkeypatch.setattr(prep, "logmel", counting_logmel)
     F = LogMel(**SMALL).fit_transform(Reassembler().fit_transform(X))
     assert calls == {"read": len(X), "logmel": len(np.unique(rec))}

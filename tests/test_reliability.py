@@ -41,6 +41,7 @@ def _fitted(toy):
 
 
 def _wav(path, data, sr=44100):
+    path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, data, sr, subtype="PCM_24")
     return str(path)
 
@@ -69,8 +70,10 @@ CASES = {
     "wrong sample rate": (lambda tmp, toy: LogMel(**SMALL).fit_transform(np.array(
         [_wav(tmp / "bus-lyon-1-2-0-a.wav", np.zeros(4410), sr=16000)], dtype=object)), ValueError,
         "bus-lyon-1-2-0-a.wav.*sample rate"),
-    "unparsable file name": (lambda tmp, toy: Reassembler().fit_transform(np.array(
-        [_wav(tmp / "clip.wav", np.zeros(4410))], dtype=object)), ValueError, "clip.wav"),
+    # a plain file is a recording of its own; one snippet claimed by two files is refused
+    "one snippet in two folders": (lambda tmp, toy: Reassembler().fit_transform(np.array(
+        [_wav(tmp / d / "bus-lyon-1-2-0-a.wav", np.zeros(4410)) for d in ("x", "y")], dtype=object)),
+        ValueError, r"x/bus-lyon-1-2-0-a.wav.*y/bus-lyon-1-2-0-a.wav"),
     "too-short clips at predict": (lambda tmp, toy: _fitted(toy).predict(toy[0][:, :, :6]), ValueError,
                                    "expecting 96 features"),
     "clips of different lengths": (lambda tmp, toy: LogMel(**SMALL).fit_transform(np.array(

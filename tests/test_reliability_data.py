@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import check_param_validation
 
 import skasc._audio as audio_mod
-import skasc.preprocessing as prep
+import skasc.preprocessing._logmel as prep
 from skasc import LogMel, RandomCrop, Reassembler, SpecAugment
 from skasc._audio import read_clip
 from skasc.datasets import load_tau22

@@ -310,13 +310,16 @@ def test_clips_of_lengths_not_exact_in_decimal_group_into_their_recording(tmp_pa
     data = load_audio_folder(tmp_path, clip_seconds=clip_seconds)
     assert Reassembler().fit(data.X).n_recordings_ == 1
     # and far into a long file: the rows of clip k keep position k
-    from skasc._audio import clip_fragment
+    from skasc._rows import clip_fragment
 
     rows = [clip_fragment("a.wav", k * clip_seconds, (k + 1) * clip_seconds) for k in range(0, 30000, 997)]
     found = [row_recording(r) for r in rows]
     assert len({g for g, _ in found}) == 1
     assert [k for _, k in found] == list(range(0, 30000, 997))
-    assert row_recording("a.wav#t=0.5,1.5")[0][0] == "clip"  # off the grid: still its own
+    # off the phase-0 grid: not joined with its clips, but on a grid of its own phase
+    off, off_next = row_recording("a.wav#t=0.5,1.5"), row_recording("a.wav#t=1.5,2.5")
+    assert off[0] != row_recording("a.wav#t=0,1")[0]
+    assert off[0] == off_next[0] and off_next[1] == off[1] + 1
 
 
 # == 4. every error names the user's mistake, in one line, before any work =================

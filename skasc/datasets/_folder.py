@@ -2,7 +2,7 @@
 
 The rows it returns are 1-s clips (or ``clip_seconds``), each naming its
 file and its seconds in one string, ``<file>#t=<start>,<end>`` (the temporal
-dimension of W3C Media Fragments; see :func:`skasc._audio.split_fragment`).
+dimension of W3C Media Fragments; see :func:`skasc._rows.split_fragment`).
 Such a row is an ordinary Python string: it lives in a NumPy object or
 string array, is indexed by cross-validation and pickled like any path, and
 every skasc step understands it -- :class:`~skasc.Reassembler` joins the
@@ -22,7 +22,8 @@ import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from .._audio import _check_channels, audio_info, clip_fragment
+from .._audio import _check_channels, audio_info
+from .._rows import clip_fragment
 from ._tau22 import _check_unique
 
 __all__ = ["load_audio_folder", "AUDIO_EXTENSIONS", "SHORT_POLICIES"]

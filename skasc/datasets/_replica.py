@@ -17,7 +17,7 @@ import numpy as np
 import scipy.fft as sfft
 import soundfile as sf
 
-from .._audio import parse_clip_name
+from .._rows import parse_clip_name
 from ._synthesis import (
     _SCENE_PROTOTYPES,
     _device_impulse_response,

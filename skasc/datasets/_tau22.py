@@ -23,7 +23,7 @@ the baseline and :func:`make_tau22` keep them), then ``root/`` and
 
 All csv files are tab-separated with a header line.  :func:`load_tau22`
 reads such a folder and never writes into it.  The clip-name grammar and the
-recording id live in :func:`skasc._audio.parse_clip_name`.
+recording id live in :func:`skasc._rows.parse_clip_name`.
 """
 
 import csv
@@ -33,7 +33,8 @@ import pathlib
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._audio import parse_clip_name, read_clip
+from .._audio import read_clip
+from .._rows import parse_clip_name, recording_id
 
 __all__ = [
     "load_tau22",
@@ -166,7 +167,7 @@ def _check_unique(filenames, path):
 
 
 def _parse_names(filenames, source):
-    """Parse many clip names with :func:`~skasc._audio.parse_clip_name` (the
+    """Parse many clip names with :func:`~skasc._rows.parse_clip_name` (the
     one home of the name grammar and the recording id); errors name ``source``."""
     out = []
     for fn in filenames:
@@ -475,6 +476,10 @@ def tau22_recording_groups(filenames):
     ...                         "audio/bus-milan-1003-40030-8-b.wav"]).tolist()
     ['bus-milan-1003-40030-b', 'bus-milan-1003-40030-b']
     """
-    return np.asarray([parse_clip_name(fn)["recording"] for fn in filenames], dtype=str)
+    ids = []
+    for fn in filenames:
+        parse_clip_name(fn)  # a name off the grammar is refused, named
+        ids.append(recording_id(fn))  # the row grammar's one answer
+    return np.asarray(ids, dtype=str) if ids else np.empty(0, dtype="<U1")
 
 
