@@ -24,7 +24,7 @@ the unchanged hand-written loop ("manual").
 Rows: "skasc" is ``fit`` as users get it; "skasc compile" adds
 ``compile=True`` (with ``--compile``); "manual" is the hand-written loop
 as it always was; "manual malloc" is the same loop run inside
-:func:`skasc._training.reuse_freed_memory`, the allocator setting ``fit``
+:func:`skasc._allocator.reuse_freed_memory`, the allocator setting ``fit``
 uses on CPU, to show how much of skasc's gain is that setting (a
 hand-written loop can make it too).
 
@@ -59,7 +59,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from skasc import DwsCNNClassifier, FeatureSet, RandomCrop, SpecAugment  # noqa: E402
-from skasc._training import reuse_freed_memory  # noqa: E402
+from skasc._allocator import reuse_freed_memory  # noqa: E402
 from skasc.nn import DwsCNN  # noqa: E402
 
 

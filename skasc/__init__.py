@@ -5,23 +5,19 @@ SpecAugment, mixup, knowledge distillation from a fused teacher ensemble)
 as scikit-learn transformers and skorch-based classifiers.
 """
 
-from ._featureset import (
-    AudioLink,
-    AudioSet,
-    CropAugmentation,
-    FeatureSet,
-    ImpulseResponseAugmentation,
-    MaskAugmentation,
-    MixStyleAugmentation,
-)
+from ._featureset import AudioLink, AudioSet, FeatureSet
 from .classifiers import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
 from .complexity import complexity_report
 from .device_specific import DeviceSpecificClassifier
 from .export import OnnxClassifier, export_onnx
 from .preprocessing import (
+    CropAugmentation,
     DeviceImpulseResponse,
     FreqMixStyle,
+    ImpulseResponseAugmentation,
     LogMel,
+    MaskAugmentation,
+    MixStyleAugmentation,
     RandomCrop,
     Reassembler,
     SpecAugment,
@@ -29,7 +25,7 @@ from .preprocessing import (
 from .pretrained import PretrainedClassifier
 from .recordings import aggregate_proba, predict_recordings, recording_labels
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "AudioLink",

@@ -19,25 +19,21 @@ epoch.  The two containers below carry that context *beside* the rows:
 Both behave as read-only arrays for scikit-learn (``len``, ``shape``,
 ``dtype``, integer/boolean/slice indexing, ``__array__``); the array view is
 always the deterministic one: each row's own clip.  Random views are only
-produced during training, by :func:`skasc._training.draw_batch` from the
-pieces drawn here (:meth:`FeatureSet.draw_starts`,
-:meth:`FeatureSet.draw_mask_plan`, :meth:`FeatureSet.mix_styles`), once per
+produced during training, by :func:`skasc.preprocessing._augmentation.draw_batch`,
+which has each attached augmentation draw itself on the batch, once per
 batch with a generator seeded from ``random_state``, the epoch and the batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 import torch
 
 __all__ = [
     "AudioSet",
     "FeatureSet",
-    "CropAugmentation",
-    "MaskAugmentation",
-    "MixStyleAugmentation",
-    "ImpulseResponseAugmentation",
     "AudioLink",
 ]
 
@@ -250,91 +246,6 @@ class AudioLink:
         return AudioLink(self.audio[rows], self.hop_length, self.resample)
 
 
-@dataclasses.dataclass(frozen=True)
-class CropAugmentation:
-    """Random window of the row's recording instead of its own window.
-
-    ``step`` is the grid of allowed start frames (1: any frame), ``p`` the
-    probability that a row is cropped at random rather than at its own
-    window.
-
-    Examples
-    --------
-    >>> from skasc import CropAugmentation
-    >>> CropAugmentation(step=50)
-    CropAugmentation(step=50, p=1.0)
-    """
-
-    step: int = 1
-    p: float = 1.0
-
-
-@dataclasses.dataclass(frozen=True)
-class MaskAugmentation:
-    """SpecAugment masks to draw at training time.
-
-    ``n_freq`` frequency masks and ``n_time`` time masks, each of a width
-    drawn uniformly from 0 to ``freq_width`` / ``time_width`` (inclusive),
-    set to ``value``.
-
-    Examples
-    --------
-    >>> from skasc import MaskAugmentation
-    >>> MaskAugmentation(freq_width=8).n_freq
-    1
-    """
-
-    freq_width: int = 10
-    time_width: int = 10
-    n_freq: int = 1
-    n_time: int = 1
-    value: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True)
-class MixStyleAugmentation:
-    """Frequency-MixStyle to draw at training time (see :class:`~skasc.FreqMixStyle`).
-
-    With probability ``p`` per batch, each row's per-band mean and standard
-    deviation over its frames (``eps`` added to the variance) are replaced
-    by a ``Beta(alpha, alpha)`` mix of its own and those of a row drawn by a
-    random permutation of the batch.
-
-    Examples
-    --------
-    >>> from skasc import MixStyleAugmentation
-    >>> MixStyleAugmentation()
-    MixStyleAugmentation(p=0.4, alpha=0.3, eps=1e-06)
-    """
-
-    p: float = 0.4
-    alpha: float = 0.3
-    eps: float = 1e-6
-
-
-@dataclasses.dataclass(frozen=True)
-class ImpulseResponseAugmentation:
-    """Rows drawn from their recordings' convolved variants at training time.
-
-    Attached by :class:`~skasc.LogMel` when its input came from
-    :class:`~skasc.DeviceImpulseResponse`: with probability ``p`` a training
-    row's window is taken from one of its recording's ``n_variants``
-    convolved copies (uniformly), whose features
-    :attr:`FeatureSet.variants` locates in the store.  ``digest`` stands for
-    the impulse responses and the assignment of responses to recordings.
-
-    Examples
-    --------
-    >>> from skasc import ImpulseResponseAugmentation
-    >>> ImpulseResponseAugmentation(p=0.4, n_variants=2).n_variants
-    2
-    """
-
-    p: float = 0.4
-    n_variants: int = 1
-    digest: str = ""
-
-
 class FeatureSet:
     """Per-recording features with one row per clip.
 
@@ -349,9 +260,10 @@ class FeatureSet:
     width : int
         Frames per row (51 for a 1-s clip at the paper's 20-ms hop).
     augmentations : tuple
-        :class:`CropAugmentation` / :class:`MaskAugmentation` /
-        :class:`MixStyleAugmentation` / :class:`ImpulseResponseAugmentation`
-        objects to draw at training time, in order.
+        :class:`~skasc.CropAugmentation` / :class:`~skasc.MaskAugmentation` /
+        :class:`~skasc.MixStyleAugmentation` /
+        :class:`~skasc.ImpulseResponseAugmentation` objects (each draws
+        itself on a training batch), in the order attached.
     resampled : dict, default=None
         ``{file: sample rate}`` of the files whose audio :class:`~skasc.LogMel`
         resampled to compute these features (None: none).
@@ -501,47 +413,20 @@ class FeatureSet:
             f"store_frames={len(self.store)}, augmentations={augs})"
         )
 
+    def recording_spans(self):
+        """The (start, stop) store frames of the rows' recordings, each once,
+        sorted: shape (n_recordings, 2)."""
+        return np.unique(np.stack([self.rec_start, self.rec_stop], axis=1), axis=0)
+
     def band_statistics(self):
         """Mean and standard deviation of each band over the frames of the
         rows' recordings, each recording counted once."""
-        spans = np.unique(np.stack([self.rec_start, self.rec_stop], axis=1), axis=0)
-        frames = self.store[np.concatenate([np.arange(a, b) for a, b in spans])]
+        frames = self.store[np.concatenate([np.arange(a, b) for a, b in self.recording_spans()])]
         return frames.mean(axis=0), frames.std(axis=0)
-
-    # -- training-time draws ----------------------------------------------
-    def draw_starts(self, rows, rng):
-        """Window start (store frame) per row after the crop augmentations
-        and, with an :class:`ImpulseResponseAugmentation`, in the variant
-        drawn for the row.
-
-        Crops are drawn first, in the order they were attached; then, per
-        impulse-response augmentation, whether each row takes a variant and
-        which.  Without such an augmentation nothing more is drawn, so the
-        crops are the same numbers as without this feature.
-        """
-        rows = np.asarray(rows)
-        starts = self.row_start[rows].copy()
-        for aug in self.augmentations:
-            if not isinstance(aug, CropAugmentation):
-                continue
-            lo = self.rec_start[rows]
-            n_pos = (self.rec_stop[rows] - self.width - lo) // aug.step + 1
-            random_starts = lo + aug.step * np.floor(rng.random(len(rows)) * n_pos).astype(np.int64)
-            take = rng.random(len(rows)) < aug.p
-            starts = np.where(take, random_starts, starts)
-        for aug in self.augmentations:
-            if not isinstance(aug, ImpulseResponseAugmentation) or self.variants is None:
-                continue
-            take = rng.random(len(rows)) < aug.p
-            k = np.floor(rng.random(len(rows)) * self.variants.shape[1]).astype(np.int64)
-            if self.variants.shape[1]:
-                # the same window, in the variant's copy of the recording
-                starts = np.where(take, starts + self.variants[rows, k], starts)
-        return starts
 
     def source_starts(self, rows, starts):
         """The window starts of the original recordings that ``starts`` (as
-        drawn by :meth:`draw_starts`) are copies of.
+        drawn by the window stages of the augmentations) are copies of.
 
         A start inside a convolved variant maps to the same frame of the
         row's own recording; any other start is returned as it is.  For
@@ -555,71 +440,6 @@ class FeatureSet:
         inside = (starts[:, None] >= lo) & (starts[:, None] < self.rec_stop[rows, None] + offsets)
         which = np.argmax(inside, axis=1)  # the original (column 0) first
         return starts - offsets[np.arange(len(rows)), which]
-
-    def mix_styles(self, x, rng):
-        """Apply the attached :class:`MixStyleAugmentation` objects to a drawn batch.
-
-        ``x`` is the batch after crops and masks, a numpy array or torch
-        tensor (on any device) of shape (n, bands, frames) or
-        (n, channels, bands, frames); statistics are taken over the frames
-        (the last axis) of each row and band.  Draws, per augmentation, one
-        uniform number (is the batch mixed?) and, if it is, ``n`` Beta
-        weights and a permutation of the rows.  Without such augmentations
-        it returns ``x`` itself and draws nothing.
-        """
-        for aug in self.augmentations:
-            if isinstance(aug, MixStyleAugmentation):
-                x = _mix_style(x, aug, rng)
-        return x
-
-    def draw_mask_plan(self, n, rng):
-        """The SpecAugment masks for ``n`` rows: (axis, start, width, value) each."""
-        plan = []
-        for aug in self.augmentations:
-            if isinstance(aug, MaskAugmentation):
-                plan += _mask_plan(aug, n, self.n_bands, self.width, rng)
-        return plan
-
-
-def _mix_style(x, aug, rng):
-    """Frequency-MixStyle of one batch (see :meth:`FeatureSet.mix_styles`)."""
-    if not rng.random() < aug.p:
-        return x
-    n = x.shape[0]
-    lam = rng.beta(aug.alpha, aug.alpha, size=n).astype(np.float32)
-    perm = rng.permutation(n)
-    shape = (n,) + (1,) * (x.ndim - 1)
-    if isinstance(x, torch.Tensor):
-        # two passes: torch.var_mean over a short last axis is several times slower
-        mu = x.mean(dim=-1, keepdim=True)
-        d = x - mu
-        sig = ((d * d).mean(dim=-1, keepdim=True) + aug.eps).sqrt()
-        lam = torch.as_tensor(lam, device=x.device).view(shape)
-        perm = torch.as_tensor(perm, device=x.device)
-    else:
-        mu = x.mean(axis=-1, keepdims=True)
-        d = x - mu
-        sig = np.sqrt((d * d).mean(axis=-1, keepdims=True) + np.float32(aug.eps))
-        lam = lam.reshape(shape)
-    mu_mix = lam * mu + (1 - lam) * mu[perm]
-    sig_mix = lam * sig + (1 - lam) * sig[perm]
-    return d * (sig_mix / sig) + mu_mix
-
-
-def _mask_ranges(n, size, max_width, rng):
-    width = rng.integers(0, max_width + 1, size=n) if max_width > 0 else np.zeros(n, np.int64)
-    width = np.minimum(width, size)
-    start = np.floor(rng.random(n) * (size - width + 1)).astype(np.int64)
-    return start, width
-
-
-def _mask_plan(aug, n, bands, frames, rng):
-    plan = []
-    for _ in range(aug.n_freq):
-        plan.append((1, *_mask_ranges(n, bands, aug.freq_width, rng), aug.value))
-    for _ in range(aug.n_time):
-        plan.append((2, *_mask_ranges(n, frames, aug.time_width, rng), aug.value))
-    return plan
 
 
 def as_tensor_windows(x):

@@ -12,14 +12,9 @@ exactly what an uninterrupted run draws there.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import hashlib
 import json
 import os
-import threading
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +24,13 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.history import History
 
-from ._featureset import CropAugmentation, FeatureSet
+from ._featureset import FeatureSet
 from ._files import write_atomically
+from ._hashing import Hasher, digest
 from ._networks import held_networks
 from ._ops import FusedNetworks
+from .preprocessing._augmentation import draw_batch
+from .preprocessing._mixup import MixupAugmentation
 
 
 def check_device(device, name="device"):
@@ -49,45 +47,6 @@ def check_device(device, name="device"):
             f"{name}={device!r}: no such CUDA device here ({torch.cuda.device_count()} visible)"
         )
     return parsed
-
-
-def draw_batch(features, rows, rng, store):
-    """One random training view of ``rows``: the only place batches are drawn.
-
-    ``store`` is ``torch.as_tensor(features.store)``, possibly on a GPU: the
-    batch is gathered and masked on that device.  Draws from ``rng`` the
-    crop starts and impulse-response variants, then the masks, then
-    Frequency-MixStyle (the tests check it against a plain NumPy
-    reference), with one gather and one transposing copy: the masks are written in place
-    into the contiguous batch (on a strided view they cost more than the
-    copies they save).
-
-    Returns
-    -------
-    x : torch.Tensor of shape (n, 1, bands, width)
-        Contiguous, which for one channel is also channels-last.
-    starts : ndarray of int
-        The window start (store frame) drawn for each row.
-    """
-    rows = np.asarray(rows)
-    starts = features.draw_starts(rows, rng)
-    device = store.device
-    frames = torch.as_tensor(starts, device=device)[:, None] + torch.arange(features.width, device=device)
-    x = store.index_select(0, frames.reshape(-1)).view(len(rows), features.width, -1)
-    x = x.transpose(1, 2).contiguous()
-    for axis, start, width, value in features.draw_mask_plan(len(rows), rng):
-        idx = torch.arange(x.shape[axis], device=device)
-        lo = torch.as_tensor(start, device=device)[:, None]
-        m = (idx >= lo) & (idx < lo + torch.as_tensor(width, device=device)[:, None])
-        x.masked_fill_(m[:, :, None] if axis == 1 else m[:, None, :], value)
-    return features.mix_styles(x, rng).unsqueeze(1), starts
-
-
-def _mix(x, perm, lam):
-    """``lam * x + (1 - lam) * x[perm]`` (the same products and sum), in place:
-    one new batch-sized tensor instead of four."""
-    partners = x[perm].mul_(1.0 - lam)
-    return x.mul_(lam).add_(partners)
 
 
 class BatchDrawer:
@@ -114,6 +73,7 @@ class BatchDrawer:
         self.features = features
         self.n_classes = n_classes
         self.mixup_alpha = mixup_alpha
+        self.mixup = MixupAugmentation(float(mixup_alpha)) if mixup_alpha else None
         self.seed = int(seed)
         self.device = device
         self.teacher_outputs = teacher_outputs
@@ -146,27 +106,21 @@ class BatchDrawer:
         labels = torch.as_tensor(np.fromiter((int(t) for _, t in items), np.int64, len(items)),
                                  device=self.store.device)
         rng = self.rng()
-        x, starts = draw_batch(self.features, rows, rng, self.store)
-        target = F.one_hot(labels, self.n_classes).to(torch.float32)
-        teacher = None
+        batch = draw_batch(self.features, rows, rng, self.store)
+        batch.targets = [F.one_hot(labels, self.n_classes).to(torch.float32)]
         if self.teacher_outputs is not None:
             # probabilities, not logits, are mixed: the soft target of a mix
             # is then the same convex combination as its labels, and the KL
             # term is mixup's loss for the teacher's targets
             # keyed on the clean recordings: a window of a convolved
             # variant gets the teacher's output of the same clean window
-            clean = self.features.source_starts(rows, starts)
-            teacher = torch.softmax(self.teacher_outputs.at(clean).to(x.device) / self.temperature, 1)
-        if self.mixup_alpha:
-            lam = float(rng.beta(self.mixup_alpha, self.mixup_alpha))
-            perm = torch.as_tensor(rng.permutation(len(rows)), device=x.device)
-            x = _mix(x, perm, lam)
-            target = lam * target + (1.0 - lam) * target[perm]
-            if teacher is not None:
-                teacher = lam * teacher + (1.0 - lam) * teacher[perm]
-        if teacher is not None:
-            return x, (target, teacher)
-        return x, target
+            clean = self.features.source_starts(rows, batch.starts)
+            logits = self.teacher_outputs.at(clean).to(batch.x.device)
+            batch.targets.append(torch.softmax(logits / self.temperature, 1))
+        if self.mixup is not None:
+            self.mixup.draw(batch, rng)
+        x = batch.x.unsqueeze(1)  # contiguous, which for one channel is also channels-last
+        return (x, tuple(batch.targets)) if len(batch.targets) > 1 else (x, batch.targets[0])
 
 
 class EpochSeed(Callback):
@@ -226,16 +180,13 @@ class SoftTargetCrossEntropy(torch.nn.Module):
         return soft_cross_entropy(logits, target)
 
 
-def distillation_loss(student_logits, target, teacher_logits, temperature, soft_weight):
-    """(1-w) CE(student, labels) + w T^2 KL(teacher_T || student_T) (Hinton et al.)."""
-    teacher_log_probs = F.log_softmax(teacher_logits / temperature, dim=1)
-    return _distillation_loss(student_logits, target, teacher_log_probs, temperature, soft_weight)
+def distillation_loss(student_logits, target, teacher_log_probs, temperature, soft_weight,
+                      hard=None):
+    """(1-w) CE(student, labels) + w T^2 KL(teacher_T || student_T) (Hinton et al.).
 
-
-def _distillation_loss(student_logits, target, teacher_log_probs, temperature, soft_weight,
-                       hard=None):
-    """:func:`distillation_loss` from the teacher's log-probabilities at the
-    temperature (and, if given, the hard-label loss already computed)."""
+    From the teacher's log-probabilities at the temperature ``T`` and, if
+    given, the hard-label loss already computed.
+    """
     if hard is None:
         hard = soft_cross_entropy(student_logits, target)
     t = temperature
@@ -278,25 +229,22 @@ class FusedTeacher(FusedNetworks):
 def teacher_positions(features, step):
     """Window starts (store frames) at which cached teacher outputs are computed.
 
-    Every row's own window, and for each :class:`CropAugmentation` every
-    ``k``-th start it can draw in each recording, ``k`` the smallest
-    multiple of the crop's own step that is at least ``step`` frames, plus
-    the last one (so every drawable start lies between two cached ones).
-    ``step=1`` caches every start the crops can draw.
+    Every row's own window, and every start an attached augmentation can
+    move a window to, at most every ``step`` frames and including the last
+    one of each recording (see :meth:`CropAugmentation.window_starts
+    <skasc.CropAugmentation.window_starts>`), so that every drawable start
+    lies between two cached ones.  ``step=1`` caches every start the crops
+    can draw.
 
     Returns
     -------
     ndarray of int64, sorted, unique
     """
     parts = [features.row_start]
-    spans = np.unique(np.stack([features.rec_start, features.rec_stop], axis=1), axis=0)
     for aug in features.augmentations:
-        if not isinstance(aug, CropAugmentation):
-            continue
-        stride = aug.step * max(1, -(-int(step) // aug.step))
-        for lo, hi in spans:
-            last = lo + aug.step * ((hi - features.width - lo) // aug.step)
-            parts += [np.arange(lo, last + 1, stride), [last]]
+        starts = aug.window_starts(features, step)
+        if starts is not None:
+            parts.append(starts)
     return np.unique(np.concatenate(parts).astype(np.int64))
 
 
@@ -339,10 +287,8 @@ class TeacherOutputs:
 
     @staticmethod
     def _digest(positions, logits):
-        h = hashlib.blake2b(digest_size=16)
-        h.update(np.ascontiguousarray(positions, dtype=np.int64).view(np.uint8))
-        h.update(np.ascontiguousarray(logits.detach().cpu().numpy(), dtype=np.float32).view(np.uint8))
-        return h.hexdigest()
+        return digest(np.asarray(positions, dtype=np.int64),
+                      np.asarray(logits.detach().cpu().numpy(), dtype=np.float32))
 
     def save(self, path):
         """Write to ``path`` atomically (a crash leaves no half file), with a
@@ -475,68 +421,7 @@ def compute_teacher_outputs(teacher, features, positions, *, chunk=4096, verbose
     return torch.from_numpy(np.concatenate(out))
 
 
-# -- the allocator ---------------------------------------------------------------
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
-_allocator_lock = threading.Lock()
-_allocator_users = 0
-
-
-def _glibc():
-    if os.name != "posix" or os.environ.get("SKASC_MALLOC_TUNING", "1") == "0":
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.gnu_get_libc_version  # glibc only: musl/macOS have other tunables
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
-@contextmanager
-def reuse_freed_memory(enabled=True):
-    """Keep freed memory in the process while training on the CPU (glibc only).
-
-    A training batch of 64 clips at 1x256x51 makes 60-MB activations.  glibc
-    serves every allocation above 32 MB with a fresh ``mmap`` and returns it
-    on free, so each step touches ~280,000 new pages, a third of the step's
-    CPU time (``benchmarks/bench_training.py`` prints the faults per batch
-    with and without this setting).  Inside this
-    context glibc serves them from its heap and keeps freed memory for the
-    next step (``M_MMAP_MAX=0``, a high ``M_TRIM_THRESHOLD``); on leaving,
-    the thresholds are set to the values glibc's own heuristic settles at
-    after large frees (mmap above 32 MB, trim above 64 MB) and the free
-    memory is returned (``malloc_trim``).  A no-op elsewhere, when
-    ``enabled`` is false, or when ``SKASC_MALLOC_TUNING=0`` is set in the
-    environment.  Nested and concurrent uses in threads share one setting.
-    """
-    global _allocator_users
-    libc = _glibc() if enabled else None
-    if libc is None:
-        yield
-        return
-    with _allocator_lock:
-        _allocator_users += 1
-        if _allocator_users == 1:
-            libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)  # mallopt takes an int
-            libc.mallopt(_M_MMAP_MAX, 0)
-    try:
-        yield
-    finally:
-        with _allocator_lock:
-            _allocator_users -= 1
-            if _allocator_users == 0:
-                libc.mallopt(_M_MMAP_MAX, 65536)
-                libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
-                libc.mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
-                libc.malloc_trim(0)
-
-
 # -- checkpoints -------------------------------------------------------------
-
-
-def _update(h, array):
-    h.update(memoryview(np.ascontiguousarray(array)))
 
 
 def training_fingerprint(features, y, description, extra_arrays=()):
@@ -549,25 +434,23 @@ def training_fingerprint(features, y, description, extra_arrays=()):
     BLAKE2b over the arrays' memory (the store is hashed in place, nothing
     is pickled): about 1 GB/s.
     """
-    h = hashlib.blake2b(digest_size=16)
-    h.update(description.encode())
-    spans = np.unique(np.stack([features.rec_start, features.rec_stop], axis=1), axis=0)
-    for a, b in spans:
-        _update(h, features.store[a:b])  # consecutive rows of a C-contiguous store
+    h = Hasher().update(description)
+    for a, b in features.recording_spans():
+        h.update(features.store[a:b])  # consecutive rows of a C-contiguous store
     for array in (features.rec_start, features.rec_stop, features.row_start, np.asarray(y)):
-        _update(h, np.asarray(array, dtype=np.int64))
+        h.update(np.asarray(array, dtype=np.int64))
     variants = getattr(features, "variants", None)
     if variants is not None and variants.size:
         # DeviceImpulseResponse's convolved copies: where they are and what they hold
-        _update(h, np.asarray(variants, dtype=np.int64))
+        h.update(np.asarray(variants, dtype=np.int64))
         r, k = np.nonzero(variants > 0)
         off = variants[r, k]
         copies = np.stack([features.rec_start[r] + off, features.rec_stop[r] + off], axis=1)
         for a, b in np.unique(copies.reshape(-1, 2), axis=0):
-            _update(h, features.store[a:b])
-    h.update(repr((features.width, features.n_bands, features.augmentations)).encode())
+            h.update(features.store[a:b])
+    h.update(repr((features.width, features.n_bands, features.augmentations)))
     for array in extra_arrays:
-        _update(h, array)
+        h.update(array)
     return h.hexdigest()
 
 
@@ -642,13 +525,16 @@ class _Interrupted(Exception):
     """Carries a KeyboardInterrupt past skorch's partial_fit, which swallows it."""
 
 
-def _raised_by_early_stopping(exc):
-    # skorch's EarlyStopping ends training by raising KeyboardInterrupt from
-    # its on_epoch_end: that one is a normal end of training, not Ctrl-C
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_code is EarlyStopping.on_epoch_end.__code__
+def _stopped_early(net):
+    """Whether an EarlyStopping callback of ``net`` has just ended training.
+
+    skorch's EarlyStopping ends training by raising KeyboardInterrupt from
+    its ``on_epoch_end`` the moment its ``misses_`` reach ``patience``: that
+    one is a normal end of training, not Ctrl-C (which, arriving any other
+    time, finds ``misses_`` below ``patience``).
+    """
+    return any(isinstance(cb, EarlyStopping) and getattr(cb, "misses_", None) == cb.patience
+               for _, cb in getattr(net, "callbacks_", ()))
 
 
 class SceneNet(NeuralNet):
@@ -683,7 +569,7 @@ class SceneNet(NeuralNet):
         try:
             return super().fit_loop(X, y, *args, **kwargs)
         except KeyboardInterrupt as exc:
-            if _raised_by_early_stopping(exc):
+            if _stopped_early(self):
                 raise  # partial_fit ends training normally
             raise _Interrupted() from exc
 
@@ -706,7 +592,7 @@ class SceneNet(NeuralNet):
                 teacher_log_probs = F.log_softmax(logits / self.temperature, dim=1)
             else:
                 teacher_log_probs = teacher_probs.to(y_pred.device).clamp_min(1e-30).log()
-            loss = _distillation_loss(y_pred, None, teacher_log_probs, self.temperature,
+            loss = distillation_loss(y_pred, None, teacher_log_probs, self.temperature,
                                       self.soft_weight, hard=loss)
         # checked before the backward pass and the optimizer step, so no NaN
         # reaches the weights; the sync costs nothing extra, skorch calls

@@ -6,17 +6,26 @@ import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 import skasc._training as training
-from skasc import DistilledStudent, DwsCNNClassifier, FeatureSet, FreqMixStyle, RandomCrop, SpecAugment
-from skasc._featureset import ImpulseResponseAugmentation
+from skasc import (
+    DistilledStudent,
+    DwsCNNClassifier,
+    FeatureSet,
+    FreqMixStyle,
+    ImpulseResponseAugmentation,
+    MaskAugmentation,
+    RandomCrop,
+    SpecAugment,
+)
 from skasc._training import (
     BatchDrawer,
     TeacherOutputs,
     compute_teacher_outputs,
-    draw_batch,
     teacher_positions,
 )
+from skasc.preprocessing._augmentation import draw_batch, draw_starts
 
-from _draw_reference import draw_view
+from _draw_reference import apply_masks, draw_view
+from _draw_reference import starts as reference_starts
 
 
 def _recordings(n_rec=12, frames=40, width=10, bands=8, seed=0):
@@ -85,8 +94,10 @@ def test_batches_carry_the_teacher_probabilities_of_the_drawn_crops_mixed_like_t
     x, (target, teacher_probs) = drawer(list(zip(rows, y[rows])))
     # the same draws, in the drawer's order: crops, masks, then mixup
     rng = np.random.default_rng([5, 3, 0])
-    starts = X.draw_starts(rows, rng)
-    X.draw_mask_plan(len(rows), rng)
+    starts = reference_starts(X, rows, rng)
+    for aug in X.augmentations:
+        if isinstance(aug, MaskAugmentation):
+            apply_masks(np.zeros((len(rows), fs.n_bands, fs.width), np.float32), aug, rng)
     lam = rng.beta(0.5, 0.5)
     perm = rng.permutation(len(rows))
     p = torch.softmax(torch.as_tensor(teacher.decision_function(fs.windows(starts=starts))) / T, 1)
@@ -171,10 +182,11 @@ def test_draw_batch_equals_the_featuresets_own_draw():
     store = torch.as_tensor(X.store)
     rows = np.array([5, 0, 17, 33, 2, 40])
     for seed in range(3):
-        x, starts = draw_batch(X, rows, np.random.default_rng([seed, 1]), store)
+        batch = draw_batch(X, rows, np.random.default_rng([seed, 1]), store)
+        x, starts = batch.x.unsqueeze(1), batch.starts
         assert x.shape == (6, 1, 8, 10) and x.is_contiguous()
         np.testing.assert_allclose(x[:, 0].numpy(), draw_view(X, rows, np.random.default_rng([seed, 1])), atol=1e-5)
-        np.testing.assert_array_equal(starts, X.draw_starts(rows, np.random.default_rng([seed, 1])))
+        np.testing.assert_array_equal(starts, draw_starts(X, rows, np.random.default_rng([seed, 1])))
 
 
 def test_a_window_of_an_impulse_response_variant_gets_the_clean_windows_teacher_output(data):
@@ -195,7 +207,7 @@ def test_a_window_of_an_impulse_response_variant_gets_the_clean_windows_teacher_
     drawer = BatchDrawer(X, 3, mixup_alpha=0, seed=0, teacher_outputs=cached, temperature=1.0)
     rows = np.arange(0, 48, 4)
     x, (_, probs) = drawer(list(zip(rows, y[rows])))
-    starts = X.draw_starts(rows, np.random.default_rng([0, 0, 0]))
+    starts = draw_starts(X, rows, np.random.default_rng([0, 0, 0]))
     assert np.all(starts >= X.rec_stop[rows])  # every row drew its variant (p=1)
     expected = teacher.predict_proba(X.windows(rows, X.source_starts(rows, starts)))
     np.testing.assert_allclose(probs.numpy(), expected, atol=1e-5)

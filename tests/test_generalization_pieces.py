@@ -30,9 +30,10 @@ from skasc._audio import apply_impulse_response, read_clip, read_impulse_respons
 from skasc._logmel import logmel
 from skasc._training import BatchDrawer, training_fingerprint
 from skasc.datasets import SCENES, UNSEEN_DEVICES, load_tau22, make_tau22
-from skasc._training import draw_batch
+from skasc.preprocessing._augmentation import draw_batch, draw_starts
 
-from _draw_reference import draw_view
+from _draw_reference import apply_masks, draw_view
+from _draw_reference import starts as reference_starts
 
 SMALL = dict(n_mels=16, n_fft=1024, win_length=882, hop_length=1764)  # 16 x 26 per clip
 
@@ -66,7 +67,7 @@ def test_freq_mix_style_with_p1_gives_each_row_the_mixed_statistics(use_torch):
     F = FreqMixStyle(p=1.0, alpha=0.3).fit_transform(X)
     rows = np.array([3, 0, 7, 5, 1])
     if use_torch:
-        x = draw_batch(F, rows, np.random.default_rng(4), torch.as_tensor(F.store))[0][:, 0].numpy()
+        x = draw_batch(F, rows, np.random.default_rng(4), torch.as_tensor(F.store)).x.numpy()
     else:
         x = draw_view(F, rows, np.random.default_rng(4))
     # the same numbers, drawn by hand: the batch's coin, then a weight per row and a permutation
@@ -96,7 +97,7 @@ def test_freq_mix_style_p0_leaves_the_batch_unchanged_and_torch_equals_numpy():
         FeatureSet.from_array(np.concatenate([X, X], axis=2)))))
     for seed in range(3):
         a = draw_view(F, rows, np.random.default_rng([seed, 2]))
-        b = draw_batch(F, rows, np.random.default_rng([seed, 2]), torch.as_tensor(F.store))[0][:, 0].numpy()
+        b = draw_batch(F, rows, np.random.default_rng([seed, 2]), torch.as_tensor(F.store)).x.numpy()
         np.testing.assert_allclose(a, b, atol=1e-4)
 
 
@@ -107,9 +108,9 @@ def test_without_freq_mix_style_nothing_more_is_drawn():
         FeatureSet.from_array(_features(frames=40))))
     rows = np.arange(10)
     rng1, rng2 = np.random.default_rng(9), np.random.default_rng(9)
-    draw_view(F, rows, rng1)
-    F.draw_starts(rows, rng2)
-    F.draw_mask_plan(len(rows), rng2)
+    draw_batch(F, rows, rng1, torch.as_tensor(F.store))  # the library's drawer
+    reference_starts(F, rows, rng2)
+    apply_masks(np.zeros((len(rows), F.n_bands, F.width), np.float32), F.augmentations[1], rng2)
     assert rng1.random() == rng2.random()
 
 
@@ -255,14 +256,14 @@ def test_rows_are_drawn_from_variants_with_probability_p(tau22_root, rows):
         step = DeviceImpulseResponse(_irs(tau22_root), p=p, n_variants=2, random_state=0)
         F = RandomCrop().fit_transform(LogMel(**SMALL).fit_transform(step.fit_transform(audio)))
         rng = np.random.default_rng(3)
-        starts = F.draw_starts(np.arange(n), rng)
+        starts = draw_starts(F, np.arange(n), rng)
         outside = (starts < F.rec_start) | (starts >= F.rec_stop)
         assert low <= outside.sum() <= high
         source = F.source_starts(np.arange(n), starts)
         assert np.all(source >= F.rec_start) and np.all(source + F.width <= F.rec_stop)
         # the crops themselves are the numbers drawn without the augmentation
         plain = RandomCrop().fit_transform(LogMel(**SMALL).fit_transform(audio))
-        np.testing.assert_array_equal(source, plain.draw_starts(np.arange(n), np.random.default_rng(3)))
+        np.testing.assert_array_equal(source, draw_starts(plain, np.arange(n), np.random.default_rng(3)))
         if p:
             # a variant's window holds the convolved audio: other values than the original's
             moved = np.flatnonzero(outside)[:3]
@@ -273,7 +274,7 @@ def test_device_filter_convolves_only_those_devices(tau22_root, rows):
     X, _, _, dev = rows
     step = DeviceImpulseResponse(_irs(tau22_root), p=1.0, n_variants=1, devices=("a",), random_state=0)
     F = LogMel(**SMALL).fit_transform(step.fit_transform(Reassembler().fit_transform(X)))
-    moved = F.draw_starts(np.arange(len(X)), np.random.default_rng(0)) != F.row_start
+    moved = draw_starts(F, np.arange(len(X)), np.random.default_rng(0)) != F.row_start
     np.testing.assert_array_equal(moved, dev == "a")
     with pytest.raises(ValueError, match="TAU22 file name|waveforms"):
         DeviceImpulseResponse(_irs(tau22_root), devices=("a",)).fit_transform(

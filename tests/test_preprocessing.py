@@ -21,7 +21,7 @@ from skasc import (
 )
 from skasc._audio import read_clip
 from skasc._logmel import logmel
-from skasc._training import draw_batch
+from skasc.preprocessing._augmentation import draw_batch, draw_starts
 from skasc.datasets import load_tau22
 
 from _draw_reference import draw_view
@@ -245,10 +245,10 @@ def test_draws_are_reproducible_and_stay_inside_recordings():
     b = draw_view(F, np.arange(6), np.random.default_rng(3))
     np.testing.assert_array_equal(a, b)
     for _ in range(50):
-        starts = F.draw_starts(np.arange(6), np.random.default_rng(_))
+        starts = draw_starts(F, np.arange(6), np.random.default_rng(_))
         assert np.all(starts >= F.rec_start) and np.all(starts + F.width <= F.rec_stop)
     grid = _encoded_features().with_augmentation(RandomCrop(step=5)._augmentation())
-    starts = grid.draw_starts(np.arange(6), np.random.default_rng(0))
+    starts = draw_starts(grid, np.arange(6), np.random.default_rng(0))
     assert np.all((starts - grid.rec_start) % 5 == 0)
 
 
@@ -289,5 +289,5 @@ def test_torch_draw_equals_numpy_draw():
     for seed in range(5):
         rows = np.random.default_rng(seed).permutation(6)[:4]
         a = draw_view(F, rows, np.random.default_rng([seed, 1]))
-        b = draw_batch(F, rows, np.random.default_rng([seed, 1]), store)[0][:, 0].numpy()
+        b = draw_batch(F, rows, np.random.default_rng([seed, 1]), store).x.numpy()
         np.testing.assert_array_equal(a, b)

@@ -23,7 +23,8 @@ from skasc import (
     Reassembler,
     SpecAugment,
 )
-from skasc._featureset import MaskAugmentation
+from skasc import MaskAugmentation
+from skasc.preprocessing._augmentation import draw_starts
 
 from _draw_reference import apply_masks
 
@@ -150,7 +151,7 @@ def test_random_crop_stays_inside_the_recording(lengths, width, step, seed):
     store = np.zeros((sum(lengths), 3), np.float32)
     F = FeatureSet(store, starts, stops, starts, width)
     F = RandomCrop(step=step).fit_transform(F)
-    drawn = F.draw_starts(np.arange(len(lengths)), np.random.default_rng(seed))
+    drawn = draw_starts(F, np.arange(len(lengths)), np.random.default_rng(seed))
     assert np.all(drawn >= starts) and np.all(drawn + width <= stops)
     assert np.all((drawn - starts) % step == 0)
 

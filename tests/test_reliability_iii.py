@@ -32,6 +32,7 @@ from skasc.datasets import load_audio_folder, load_tau22, make_tau22
 from skasc.device_specific import DeviceSpecificClassifier
 from skasc.metrics import recording_report
 from skasc.preprocessing import as_feature_set, row_recording
+from skasc.preprocessing._augmentation import draw_batch
 
 SR = 44100
 SMALL = dict(n_mels=16, n_fft=512, win_length=400, hop_length=200)
@@ -228,8 +229,8 @@ def test_freq_mixstyle_before_random_crop_acts_on_the_cropped_rows():
         F = pipe.fit_transform(X, r__groups=groups)
         rng = np.random.default_rng(0)
         rows = np.arange(len(F))
-        x = F.windows(rows, F.draw_starts(rows, rng))
-        batches.append((x, F.mix_styles(x, rng)))
+        batch = draw_batch(F, rows, rng, torch.as_tensor(F.store))
+        batches.append((F.windows(rows, batch.starts), batch.x.numpy()))
     np.testing.assert_array_equal(batches[0][1], batches[1][1])
     assert not np.allclose(batches[0][1], batches[0][0])  # it acted
 

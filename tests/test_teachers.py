@@ -22,6 +22,7 @@ from skasc import (
 )
 from skasc._ops import fuse_logits
 from skasc._teachers import OnDemandTeacherOutputs, column_order, teacher_logits_at
+from skasc.preprocessing._augmentation import draw_starts
 from skasc._training import TeacherOutputs, precomputed_teacher_outputs, teacher_positions
 
 SR, HOP = 16000, 320
@@ -159,7 +160,7 @@ def test_unfitted_audio_teacher_is_fitted_on_the_students_audio(student_features
 
 def test_online_audio_teacher_gives_the_cached_outputs_per_batch(student_features, pretrained):
     fs, y = student_features
-    starts = fs.draw_starts(np.arange(8), np.random.default_rng(1))
+    starts = draw_starts(fs, np.arange(8), np.random.default_rng(1))
     online = OnDemandTeacherOutputs(pretrained, fs, LABELS).at(starts)
     np.testing.assert_allclose(online.numpy(), teacher_logits_at(pretrained, fs, starts, LABELS).numpy())
     DistilledStudent(pretrained, hidden=4, max_epochs=1, teacher_outputs="online",

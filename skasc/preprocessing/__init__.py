@@ -22,16 +22,21 @@ convolved copies of each recording once, beside the originals, and
 per batch like the masks.
 
 Modules, in the order a row goes through them: ``_input`` (rows to
-AudioSet / FeatureSet), ``_reassemble``, ``_impulse``, ``_recording_audio``
-(reading a recording once) and ``_logmel``, ``_augment``; what a path row
-names is :mod:`skasc._rows`.
+AudioSet / FeatureSet), ``_reassemble``, ``_impulse`` (the step and its
+augmentation), ``_recording_audio`` (reading a recording once) and
+``_logmel``; then the augmentations, each with its step: ``_crop``,
+``_masks``, ``_mixstyle``, and ``_mixup`` (the classifiers' mixup), all
+drawn by the one loop of ``_augmentation``.  What a path row names is
+:mod:`skasc._rows`.
 """
 
 from .._rows import row_recording
-from ._augment import FreqMixStyle, RandomCrop, SpecAugment
-from ._impulse import DeviceImpulseResponse
+from ._crop import CropAugmentation, RandomCrop
+from ._impulse import DeviceImpulseResponse, ImpulseResponseAugmentation
 from ._input import as_feature_set
 from ._logmel import LogMel
+from ._masks import MaskAugmentation, SpecAugment
+from ._mixstyle import FreqMixStyle, MixStyleAugmentation
 from ._reassemble import Reassembler
 
 __all__ = [
@@ -43,4 +48,8 @@ __all__ = [
     "FreqMixStyle",
     "as_feature_set",
     "row_recording",
+    "CropAugmentation",
+    "ImpulseResponseAugmentation",
+    "MaskAugmentation",
+    "MixStyleAugmentation",
 ]

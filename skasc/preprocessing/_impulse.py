@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
@@ -16,10 +18,46 @@ from .._audio import RESAMPLERS, read_impulse_responses
 from .._featureset import AudioSet, FeatureSet, ImpulseResponseVariants
 from .._hashing import Hasher
 from .._rows import is_path_array, row_device
+from ._augmentation import Augmentation
 from ._input import audio_set, check_n_features, check_waveforms
 
-__all__ = ["DeviceImpulseResponse"]
+__all__ = ["DeviceImpulseResponse", "ImpulseResponseAugmentation"]
 
+
+@dataclasses.dataclass(frozen=True)
+class ImpulseResponseAugmentation(Augmentation):
+    """Rows drawn from their recordings' convolved variants at training time.
+
+    Attached by :class:`~skasc.LogMel` when its input came from
+    :class:`~skasc.DeviceImpulseResponse`: with probability ``p`` a training
+    row's window is taken from one of its recording's ``n_variants``
+    convolved copies (uniformly), whose features
+    :attr:`FeatureSet.variants` locates in the store.  ``digest`` stands for
+    the impulse responses and the assignment of responses to recordings.
+
+    Examples
+    --------
+    >>> from skasc import ImpulseResponseAugmentation
+    >>> ImpulseResponseAugmentation(p=0.4, n_variants=2).n_variants
+    2
+    """
+
+    p: float = 0.4
+    n_variants: int = 1
+    digest: str = ""
+
+    stage: ClassVar[int] = 1
+
+    def draw(self, batch, rng):
+        """Move each row's window, with probability ``p``, to the same
+        window in one of its recording's convolved variants (uniformly)."""
+        f, rows = batch.features, batch.rows
+        if f.variants is None:
+            return
+        take = rng.random(len(rows)) < self.p
+        k = np.floor(rng.random(len(rows)) * f.variants.shape[1]).astype(np.int64)
+        if f.variants.shape[1]:
+            batch.starts = np.where(take, batch.starts + f.variants[rows, k], batch.starts)
 
 def _recording_device(pieces):
     """The TAU22 device of a recording, read from its first piece's file name."""

@@ -13,9 +13,10 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from .._audio import RESAMPLERS, apply_impulse_response
-from .._featureset import AudioLink, AudioSet, FeatureSet, ImpulseResponseAugmentation
+from .._featureset import AudioLink, AudioSet, FeatureSet
 from .._logmel import logmel, mel_filterbank
 from .._rows import is_path_array
+from ._impulse import ImpulseResponseAugmentation
 from ._input import audio_set, check_n_features, check_waveforms
 from ._recording_audio import content_digest, load_recording, raw_content, read_units
 
