@@ -2,7 +2,8 @@
 with the package, the cache folder, or a download from the authors' release.
 
 Every file is checked before it is used: the shipped and known checkpoints
-against their published SHA-256, any file against the network's parameter
+against their known digest (skasc's one content hash, BLAKE2b-128,
+:mod:`skasc._hashing`), any file against the network's parameter
 names and shapes (``load_state_dict(strict=True)``, done by the caller).
 A download is written to a temporary name and renamed into the cache only
 once it is complete and its checksum matches, so an interrupted or corrupt
@@ -11,7 +12,6 @@ download never becomes a cached checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -20,13 +20,14 @@ from pathlib import Path
 import torch
 
 from ._files import write_atomically, write_error
+from ._hashing import file_digest
 
 __all__ = ["RELEASE_URL", "CHECKPOINTS", "cache_folder", "resolve_weights", "load_checkpoint"]
 
 #: The authors' release the published checkpoints are downloaded from.
 RELEASE_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
 
-#: Model name -> (release file, SHA-256 or None).  Only mn04's checksum could
+#: Model name -> (release file, BLAKE2b-128 digest or None).  Only mn04's could
 #: be verified for this package (its file is shipped); the others are pinned
 #: on first download: their digest is stored beside the cached file and
 #: checked on every later load, and the file must load strictly into the
@@ -35,7 +36,7 @@ CHECKPOINTS = {
     "mn01_as": ("mn01_as_mAP_298.pt", None),
     "mn02_as": ("mn02_as_mAP_378.pt", None),
     "mn04_as": ("mn04_as_mAP_432.pt",
-                "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"),
+                "64d0512008e7cc45b8e5d5000e5ac759"),
     "mn05_as": ("mn05_as_mAP_443.pt", None),
     "mn10_as": ("mn10_as_mAP_471.pt", None),
     "mn20_as": ("mn20_as_mAP_478.pt", None),
@@ -59,20 +60,16 @@ def cache_folder():
     return Path(base) / "skasc"
 
 
-def sha256_of(path):
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _pin(path):
+    """Where the digest of a checkpoint downloaded without a known one is kept."""
+    return path.with_name(path.name + ".blake2b")
 
 
 def _check_digest(path, expected, what):
-    got = sha256_of(path)
+    got = file_digest(path)
     if got != expected:
         raise ValueError(
-            f"{what} {str(path)!r} has SHA-256 {got}, expected {expected}: the file is corrupt "
+            f"{what} {str(path)!r} has digest {got}, expected {expected}: the file is corrupt "
             "or not the published checkpoint; delete it (it is downloaded again) or pass "
             "weights=<path> to a file you trust"
         )
@@ -80,7 +77,7 @@ def _check_digest(path, expected, what):
 
 def _download(url, target, expected):
     """Download ``url`` to ``target``: written under a temporary name, checked
-    against ``expected`` (SHA-256) and only then renamed into place, by
+    against ``expected`` (its digest) and only then renamed into place, by
     :func:`skasc._files.write_atomically` (which also names a full disk)."""
 
     def fetch(tmp):
@@ -102,8 +99,8 @@ def _download(url, target, expected):
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(target, fetch)
     if expected is None:  # pinned from now on
-        digest = sha256_of(target)
-        write_atomically(target.with_name(target.name + ".sha256"),
+        digest = file_digest(target)
+        write_atomically(_pin(target),
                          lambda tmp: tmp.write_text(digest + "\n"))
     return target
 
@@ -149,12 +146,12 @@ def resolve_weights(model, weights=None, *, base_url=None):
         return shipped
     cached = cache_folder() / file
     if cached.is_file():
-        pin = cached.with_name(cached.name + ".sha256")
+        pin = _pin(cached)
         pinned = expected or (pin.read_text().strip() if pin.is_file() else None)
         if pinned is None:
             raise ValueError(
                 f"the cached checkpoint {str(cached)!r} has no recorded checksum (it was not "
-                "downloaded by skasc, or its .sha256 file was removed); delete it to download "
+                "downloaded by skasc, or its .blake2b file was removed); delete it to download "
                 "it again, or pass weights=<path> to use it as it is")
         _check_digest(cached, pinned, "the cached checkpoint")
         return cached

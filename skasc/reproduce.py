@@ -23,7 +23,6 @@ trained or written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -38,6 +37,7 @@ from sklearn.pipeline import Pipeline
 
 from ._audio import read_impulse_responses
 from ._files import write_atomically
+from ._hashing import digest, file_digest
 from ._training import check_device, training_fingerprint
 from ._weights import CHECKPOINTS, resolve_weights
 from .classifiers import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
@@ -105,8 +105,7 @@ class Schedule:
         """Short digest of the named fields (all by default) and ``extra``."""
         d = asdict(self)
         d = {k: d[k] for k in (fields or d) if k != "name"}
-        text = json.dumps([d, extra], sort_keys=True, default=str)
-        return hashlib.sha1(text.encode()).hexdigest()[:10]
+        return digest(json.dumps([d, extra], sort_keys=True, default=str))[:10]
 
 
 #: The paper's schedule: 256x51 log-mel, four hidden=256 teachers 200 epochs,
@@ -171,8 +170,7 @@ def _distilled_student(teacher, schedule, random_state, checkpoint_dir, params):
 
 def _digest(*parts):
     """Short digest of JSON-able ``parts``."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return digest(json.dumps(parts, sort_keys=True, default=str))
 
 
 def data_fingerprint(features, y, *about):
@@ -187,14 +185,6 @@ def data_fingerprint(features, y, *about):
     """
     classes, y_enc = np.unique(np.asarray(y), return_inverse=True)
     return training_fingerprint(features, y_enc, json.dumps([classes.tolist(), about], default=str))
-
-
-def _file_digest(path):
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _record_path(path):
@@ -215,7 +205,7 @@ def _reuse_problem(path, fingerprint):
         return (f"{path} was trained on other data or settings (another --subset, audio"
                 " changed under the data root, other features, or a retrained model it"
                 " learned from)")
-    if _file_digest(path) != content:
+    if file_digest(path) != content:
         return f"{path} changed on disk since it was saved (its content digest differs)"
     return None
 
@@ -236,7 +226,7 @@ def _train_or_load(path, make, features, y, verbose, label, fingerprint, **fit_p
     # the model first, then its record: a crash in between leaves a record
     # whose content digest no longer matches, so the model is retrained
     write_atomically(path, lambda tmp: joblib.dump(model, tmp))
-    record = json.dumps({"fingerprint": fingerprint, "content": _file_digest(path), "model": label})
+    record = json.dumps({"fingerprint": fingerprint, "content": file_digest(path), "model": label})
     write_atomically(_record_path(path), lambda tmp: tmp.write_text(record))
     _log(verbose, f"[skasc] {label}: done in {time.perf_counter() - t0:.0f} s -> {path}")
     return model
@@ -525,7 +515,7 @@ def _dcase2024_recipe(out, schedule, key, train, test, ensemble, kd_report, ir_d
         lambda: DeviceSpecificClassifier(FrozenEstimator(student), fine_tune=dict(
             max_epochs=max(1, schedule.student_epochs // 2), lr=schedule.lr / 10)),
         features, train.y, verbose, "device-specific fine-tuning",
-        _digest("per-device", student_fp, _file_digest(student_path), train.device.tolist()),
+        _digest("per-device", student_fp, file_digest(student_path), train.device.tolist()),
         devices=train.device)
     rows = [_recipe_row("Student (KD)", kd_report)]
     for name, model, params in ((f"+ Freq-MixStyle{' + DIR' if ir_dir is not None else ''}", student, {}),
