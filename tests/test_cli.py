@@ -5,6 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from skorch.callbacks import Callback
+
+from skasc import cli
 
 
 def _reproduce(root, out, *extra):
@@ -192,3 +195,106 @@ def test_cli_pretrained_options_are_checked_before_any_work(tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert "argument --pretrained-model: could not download" in err and "mn10_as_mAP_471.pt" in err
     assert not (tmp_path / "o").exists()
+
+
+class CtrlCAt(Callback):
+    """Raise KeyboardInterrupt, as Ctrl-C does, at the start of an epoch."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            raise KeyboardInterrupt
+
+
+# -- flags checked before any work; Ctrl-C exits 130 and resumes ------------------------
+
+
+@pytest.mark.parametrize("flags, flag", [
+    (["--device", "gpu0"], "--device"),
+    (["--teacher-epochs", "0"], "--teacher-epochs"),
+    (["--student-epochs", "-3"], "--student-epochs"),
+    (["--n-teachers", "0"], "--n-teachers"),
+    (["--teacher-hidden", "0"], "--teacher-hidden"),
+    (["--n-jobs", "0"], "--n-jobs"),
+    (["--seed", "-1"], "--seed"),
+    (["--teacher-epochs", "two"], "--teacher-epochs"),
+    (["--data-root", "/nonexistent/tau22"], "--data-root"),
+])
+def test_cli_usage_errors_name_the_flag_and_create_nothing(flags, flag, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "reproduce", lambda *a, **k: pytest.fail("reproduce must not start"))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--out-dir", str(out), *flags])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith("usage:"), err  # one usage line, one error line
+    assert f"argument {flag}" in err[1] and "Traceback" not in err[1]
+    assert not out.exists()
+
+
+def test_cli_out_dir_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--out-dir", str(out)])
+    assert exc.value.code == 2 and "--out-dir" in capsys.readouterr().err
+
+
+def test_cli_passes_overwrite_through(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(cli, "reproduce", lambda *a, **k: calls.append(k))
+    assert cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--overwrite"]) == 0
+    assert cli.main(["reproduce", "--out-dir", str(tmp_path / "o")]) == 0
+    assert [c["overwrite"] for c in calls] == [True, False]
+
+
+def test_cli_tells_how_to_overwrite_a_foreign_replica_folder(tmp_path, capsys):
+    (tmp_path / "out" / "tau22-replica").mkdir(parents=True)
+    (tmp_path / "out" / "tau22-replica" / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--out-dir", str(tmp_path / "out"), "-q"])
+    assert exc.value.code == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "out" / "tau22-replica" / "notes.txt").read_text() == "mine"
+
+
+@pytest.fixture(scope="module")
+def tiny_tau22(tmp_path_factory):
+    from skasc.datasets import make_tau22
+
+    return make_tau22(tmp_path_factory.mktemp("tiny-tau22"), n_cities=1, n_locations=2, n_segments=1,
+                      devices=("a", "b", "s4"), random_state=0)
+
+
+def test_ctrl_c_during_reproduce_exits_130_saves_nothing_and_rerun_resumes(
+        tiny_tau22, tmp_path, monkeypatch, capsys, trained_epochs):
+    import skasc.reproduce as rep
+
+    out = tmp_path / "run"
+    argv = ["reproduce", "--data-root", str(tiny_tau22), "--schedule", "demo", "--out-dir", str(out),
+            "--teacher-hidden", "2", "--n-teachers", "2", "--teacher-epochs", "3", "--student-epochs", "2",
+            "-q"]
+    real = rep.DwsCNNClassifier
+
+    def teacher2_interrupted(**kw):  # Ctrl-C at the start of teacher 2's third epoch
+        if kw["random_state"] == 1 and kw["hidden"] == 2:
+            kw["callbacks"] = [CtrlCAt(3)]
+        return real(**kw)
+
+    monkeypatch.setattr(rep, "DwsCNNClassifier", teacher2_interrupted)
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "rerun the same command" in err
+    models = sorted(p.name.split("-")[0] for p in (out / "models").glob("*.joblib"))
+    assert models == ["teacher1"]  # teacher 2 is not saved as finished
+    assert trained_epochs == [1, 2, 3, 1, 2, 3]
+    assert not (out / "results.json").exists()
+
+    monkeypatch.setattr(rep, "DwsCNNClassifier", real)
+    trained_epochs.clear()
+    assert cli.main(argv) == 0
+    # teacher 1 loaded, teacher 2 resumed at epoch 3, then both students from scratch
+    assert trained_epochs == [3, 1, 2, 1, 2]
+    assert (out / "results.json").exists()

@@ -10,7 +10,6 @@ import pytest
 import soundfile as sf
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
-from sklearn.utils.estimator_checks import check_param_validation
 
 import skasc._audio as audio_mod
 import skasc.preprocessing._logmel as prep
@@ -237,12 +236,7 @@ def test_split_file_with_duplicated_rows_is_refused(tmp_path):
 
 
 # -- parameter tables ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("est", [Reassembler(), LogMel(**SMALL), RandomCrop(), SpecAugment()],
-                         ids=lambda e: type(e).__name__)
-def test_parameter_tables(est):
-    check_param_validation(type(est).__name__, est)
+# (scikit-learn's check_param_validation runs on every estimator in test_common.py)
 
 
 @pytest.mark.parametrize("est, match", [
