@@ -73,9 +73,9 @@ def plain_onnx_bytes(module, shape):
                               dynamic_axes={"logmel": {0: "N"}, "logits": {0: "N"}},
                               opset_version=17, dynamo=False)
         except Exception:  # no TorchScript exporter: skasc's own graph
-            from skasc.export import _onnx_model_bytes
+            from skasc._onnx import onnx_model_bytes
 
-            return _onnx_model_bytes([module], shape, "logits")
+            return onnx_model_bytes([module], shape, "logits")
     return buf.getvalue()
 
 
