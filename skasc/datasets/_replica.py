@@ -156,7 +156,7 @@ def make_tau22(
     appear there. With all devices a scene has
     ``S = n_cities * n_locations * n_segments`` segments and ``10 * (S + 13)``
     clips: the defaults give 2,500 clips (250 recordings of 10 s, about
-    330 MB, written in about 15 s on one core); ``n_cities=2,
+    330 MB); ``n_cities=2,
     n_locations=2, n_segments=1`` gives 1,700 clips.
 
     **Audio.** Each scene has a characteristic background spectrum (coloured

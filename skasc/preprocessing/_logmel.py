@@ -140,11 +140,9 @@ class LogMel(TransformerMixin, BaseEstimator):
         samples is recomputed even if its size and modification time are
         unchanged, and a copy of a file under another name is served from the
         cache.  Each file is read once per transform (to digest it) and, on a
-        miss, decoded from the bytes that were digested.  On the default
-        :func:`~skasc.datasets.make_tau22` replica (2,500 1-s clips of 24-bit
-        audio, 330 MB, in the page cache, one thread) digesting takes ~0.4 s
-        against ~2.2 s to compute the features, and a transform served from
-        the cache ~0.55 s.
+        miss, decoded from the bytes that were digested: digesting costs a
+        fraction of computing the features (the pipeline guide gives
+        measured times).
     verbose : int, default=0
         Show a progress bar over recordings when > 0.
     resample : {"soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq"} or None, default=None
