@@ -23,14 +23,20 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
-from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.validation import _num_samples, check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from ._base import clone_keeping_fitted, is_fitted
+from ._featureset import AudioSet, FeatureSet
+from ._predict import (
+    checked_accuracy,
+    decision_from_scores,
+    labels_from_scores,
+    logit_scores,
+    n_rows,
+)
 from ._rows import row_device
-from ._featureset import FeatureSet
-from .classifiers import _is_fitted, clone_keeping_fitted
-from ._validation import check_known_labels, check_labels
+from ._validation import check_labels
 
 __all__ = ["DeviceSpecificClassifier", "row_devices", "single_class_devices"]
 
@@ -58,7 +64,7 @@ def row_devices(X, devices=None, *, name="devices"):
     ...              "audio/park-lyon-1001-40010-0-s2.wav"]).tolist()
     ['b', 's2']
     """
-    n = _num_samples(X)
+    n = n_rows(X)
     if devices is not None:
         devices = column_or_1d(np.asarray(devices, dtype=object)).astype(str)
         if len(devices) != n:
@@ -147,11 +153,16 @@ def _architecture(estimator, input_shape):
 
 
 def _take(X, rows):
-    if isinstance(X, FeatureSet):
+    """Rows ``rows`` (int array) of ``X``, in the container ``X`` came in."""
+    if isinstance(X, (FeatureSet, AudioSet, np.ndarray)):
         return X[rows]
-    if hasattr(X, "__array__") and not hasattr(X, "__getitem__"):
-        X = np.asarray(X)  # array-likes that only convert
-    return _safe_indexing(X, rows)
+    if hasattr(X, "iloc"):  # pandas
+        return X.iloc[rows]
+    if hasattr(X, "tocsr"):  # scipy sparse: row indexing in CSR
+        return X.tocsr()[rows]
+    if isinstance(X, (list, tuple)):
+        return [X[i] for i in rows]
+    return np.asarray(X)[rows]  # array-likes that only convert
 
 
 def _holds_paths(X):
@@ -192,10 +203,16 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
     The device of a row is read from the TAU22 file name when ``X`` holds
     paths: wrap the whole Pipeline, from the paths on, so that each device's
     copy sees its own clips' features.  For features or waveforms pass
-    ``devices=`` (one per row) to ``fit``, ``predict``, ``predict_proba`` and
-    ``score``; with scikit-learn's metadata routing enabled, request it with
+    ``devices=`` (one per row) to ``fit`` and to every method that predicts
+    or scores; with scikit-learn's metadata routing enabled, request it with
     ``set_fit_request(devices=True)`` (and likewise for predict and score)
     so that a GridSearchCV or Pipeline routes it.
+
+    ``predict``, ``predict_proba``, ``predict_log_proba``,
+    ``decision_function`` (one column for two classes) and ``score`` follow
+    the contract of every skasc classifier
+    (:class:`~skasc._predict.SceneClassifierMixin`), each clip's outputs
+    coming from its device's model.
 
     Parameters
     ----------
@@ -286,8 +303,8 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
         """
         # everything is checked before the general model or any copy trains
         y = check_labels(column_or_1d(y, warn=True))
-        if len(y) != _num_samples(X):
-            raise ValueError(f"X and y have different lengths: X has {len(X)} rows, y has {len(y)}")
+        if len(y) != n_rows(X):
+            raise ValueError(f"X and y have different lengths: X has {n_rows(X)} rows, y has {len(y)}")
         explicit = devices is not None
         devices = row_devices(X, devices)
         if explicit and not _holds_paths(X) and _scored_without_devices():
@@ -300,7 +317,7 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
         general = self.estimator
         if isinstance(general, FrozenEstimator):
             general = general.estimator
-        fitted = _is_fitted(general)
+        fitted = is_fitted(general)
         if not hasattr(_final_step(general), "warm_start"):
             raise TypeError(
                 f"the final step of estimator ({type(_final_step(general)).__name__}) has no "
@@ -393,11 +410,14 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
                 )
         return devices
 
-    def _route(self, X, devices):
+    def _route(self, X, devices, outputs, fill=0.0, dtype=np.float64):
+        """``outputs(model, rows_of_X)`` of every clip's device model, columns
+        placed by label in the order of ``classes_`` (``fill`` where a model
+        lacks a class)."""
         check_is_fitted(self, "device_estimators_")
         devices = self._device_names(X, devices)
         column = {c: i for i, c in enumerate(self.classes_.tolist())}
-        out = np.zeros((len(devices), len(self.classes_)), np.float32)
+        out = np.full((len(devices), len(self.classes_)), fill, dtype)
         for device in np.unique(devices):
             rows = np.flatnonzero(devices == device)
             model = self.device_estimators_.get(str(device), self.general_estimator_)
@@ -409,8 +429,12 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
                     f"the model of device {str(device)!r} predicts classes {foreign} that"
                     f" DeviceSpecificClassifier does not know ({self.classes_.tolist()})"
                 )
-            out[np.ix_(rows, [column[c] for c in labels])] = model.predict_proba(_take(X, rows))
+            out[np.ix_(rows, [column[c] for c in labels])] = outputs(model, _take(X, rows))
         return out
+
+    # The methods follow skasc's one contract (skasc._predict.SceneClassifierMixin),
+    # through its functions: they take ``devices`` besides X, which the
+    # mixin's methods do not (metadata routing reads it from the signatures).
 
     def predict_proba(self, X, devices=None):
         """Class probabilities of each clip from its device's model.
@@ -418,14 +442,62 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
         Parameters
         ----------
         X : array-like of shape (n_clips,) or (n_clips, ...)
+            What the general model takes.
         devices : array-like of shape (n_clips,), default=None
             None: read from the paths.
 
         Returns
         -------
-        proba : ndarray of shape (n_clips, n_classes)
+        proba : ndarray of shape (n_clips, n_classes), float64
+            Columns follow ``classes_``.
         """
-        return self._route(X, devices)
+        return self._route(X, devices, lambda model, x: model.predict_proba(x))
+
+    def predict_log_proba(self, X, devices=None):
+        """Log class probabilities of each clip from its device's model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips,) or (n_clips, ...)
+            What the general model takes.
+        devices : array-like of shape (n_clips,), default=None
+            None: read from the paths.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_clips, n_classes), float64
+            The model's ``predict_log_proba`` (the log of its
+            ``predict_proba`` for a model without one); columns follow
+            ``classes_``.
+        """
+        def log_proba(model, x):
+            if hasattr(model, "predict_log_proba"):
+                return model.predict_log_proba(x)
+            with np.errstate(divide="ignore"):  # a probability of 0 is -inf
+                return np.log(np.asarray(model.predict_proba(x), dtype=np.float64))
+
+        return self._route(X, devices, log_proba, fill=-np.inf)
+
+    def decision_function(self, X, devices=None):
+        """Raw scores of each clip from its device's model, in scikit-learn's shape.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips,) or (n_clips, ...)
+            What the general model takes.
+        devices : array-like of shape (n_clips,), default=None
+            None: read from the paths.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_clips,) for two classes, else (n_clips, n_classes), float32
+            Each model's logits (``predict_logits``; for another model its
+            ``decision_function``, else the log of its ``predict_proba``).
+            With two classes, scikit-learn's convention: the score of
+            ``classes_[1]`` minus that of ``classes_[0]``, positive where
+            :meth:`predict` gives ``classes_[1]``.
+        """
+        return decision_from_scores(self._route(X, devices, logit_scores, -np.inf, np.float32))
 
     def predict(self, X, devices=None):
         """Most probable scene of each clip, from its device's model.
@@ -433,15 +505,16 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
         Parameters
         ----------
         X : array-like of shape (n_clips,) or (n_clips, ...)
+            What the general model takes.
         devices : array-like of shape (n_clips,), default=None
             None: read from the paths.
 
         Returns
         -------
         y_pred : ndarray of shape (n_clips,)
+            Labels of ``classes_``: ``classes_[argmax(predict_proba(X))]``.
         """
-        proba = self._route(X, devices)  # checks that the model is fitted
-        return self.classes_[np.argmax(proba, axis=1)]
+        return labels_from_scores(self.predict_proba(X, devices=devices), self.classes_)
 
     def score(self, X, y, sample_weight=None, devices=None):
         """Accuracy of the device-routed predictions.
@@ -449,6 +522,7 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
         Parameters
         ----------
         X : array-like of shape (n_clips,) or (n_clips, ...)
+            What the general model takes.
         y : array-like of shape (n_clips,)
             True labels; labels the model never saw raise.
         sample_weight : array-like of shape (n_clips,), default=None
@@ -459,12 +533,9 @@ class DeviceSpecificClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
         -------
         score : float
         """
-        from sklearn.metrics import accuracy_score
-
         check_is_fitted(self, "device_estimators_")
-        y = check_labels(column_or_1d(y))
-        check_known_labels(y, self.classes_)
-        return float(accuracy_score(y, self.predict(X, devices=devices), sample_weight=sample_weight))
+        return checked_accuracy(y, lambda: self.predict(X, devices=devices), self.classes_,
+                                sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -28,7 +28,6 @@ Requires the optional packages ``onnx`` and ``onnxruntime``.  See
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
@@ -40,8 +39,8 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 
 from ._files import write_atomically
+from ._hashing import digest
 from ._networks import held_networks
-from ._validation import check_known_labels, check_labels
 from ._onnx import (
     INPUT_NAME,
     PRODUCER,
@@ -54,7 +53,7 @@ from ._onnx import (
     random_input,
     verify_against_eager,
 )
-from ._ops import softmax
+from ._predict import SceneClassifierMixin, unflatten_rows
 
 __all__ = [
     "export_onnx",
@@ -97,9 +96,9 @@ def _as_input(X, input_shape, name="X"):
         # float32 first, so that a float64 beyond float32's range is caught as inf
         x = check_array(X, dtype=np.float32, allow_nd=True, ensure_min_samples=0,
                         ensure_min_features=0, input_name=name)
-        if x.ndim == 2 and x.shape[1] == c * f * t:
-            x = x.reshape(len(x), c, f, t)
-        elif x.ndim == 3 and c == 1:
+        # a 2-D array: flattened clips, the contract's one meaning (skasc._predict)
+        x = unflatten_rows(x, (c, f, t))
+        if x.ndim == 3 and c == 1:
             x = x[:, None]
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 4 or x.shape[1:] != tuple(input_shape):
@@ -329,12 +328,15 @@ def _quantize_int8(float_bytes, path, calib):
     write_atomically(path, lambda tmp: onnx.save(q, str(tmp)))
 
 
-class OnnxClassifier:
+class OnnxClassifier(SceneClassifierMixin):
     """Score an exported (float or int8) ONNX model like a skasc classifier.
 
     The file is read and checked when the classifier is built; there is no
     ``fit`` (the model was trained before it was exported).  Inputs and
-    labels are checked as :class:`~skasc.DwsCNNClassifier` checks them.
+    labels are checked as :class:`~skasc.DwsCNNClassifier` checks them, and
+    ``predict``, ``predict_proba``, ``predict_log_proba``,
+    ``decision_function`` (one column for two classes) and ``score`` follow
+    the same contract (:class:`~skasc._predict.SceneClassifierMixin`).
 
     Parameters
     ----------
@@ -437,7 +439,7 @@ class OnnxClassifier:
         except ValueError as exc:  # json
             raise ValueError(self._bad_file(f"its skasc metadata is unreadable ({exc})")) from exc
         self.metadata_ = meta
-        self._digest = hashlib.sha256(data).hexdigest()
+        self._digest = digest(data)  # to know the file again when unpickled
         self._runner = None
         self._get_runner(data)  # ONNX Runtime checks the graph now, not at the first use
 
@@ -453,7 +455,7 @@ class OnnxClassifier:
         if self._runner is None:
             if data is None:  # unpickled: the file must still hold the same model
                 data = self.path.read_bytes()
-                if hashlib.sha256(data).hexdigest() != self._digest:
+                if digest(data) != self._digest:
                     raise ValueError(
                         f"{self.path} changed since this OnnxClassifier was built from it; "
                         "build a new OnnxClassifier")
@@ -464,99 +466,37 @@ class OnnxClassifier:
                 raise ValueError(self._bad_file(f"ONNX Runtime rejects it ({exc})")) from exc
         return self._runner
 
-    def _logits(self, x):
-        return self._get_runner().logits(x)
+    # -- the skasc prediction contract (skasc._predict.SceneClassifierMixin) --
+    def _fitted_classes(self):
+        # built from a trained model: always fitted; a bare module's file
+        # has no labels, its columns are class indices
+        return self.classes_
 
-    def _labels(self, logits):
-        return self.classes_ if self.classes_ is not None else np.arange(logits.shape[1])
-
-    def decision_function(self, X):
-        """Logits of each clip (scikit-learn's name for raw scores).
-
-        Parameters
-        ----------
-        X : FeatureSet or array-like of shape (n_clips, C, F, T), (n_clips, F, T) or (n_clips, C*F*T)
-            Features of at least one clip; NaN or infinite values raise
-            ValueError.
-
-        Returns
-        -------
-        logits : ndarray of shape (n_clips, n_classes), float32
-        """
-        return self._logits(_as_input(X, self.input_shape_))
+    def _labels(self, n_columns):
+        return self.classes_ if self.classes_ is not None else np.arange(n_columns)
 
     def predict_logits(self, X):
-        """Logits of each clip: the same as :meth:`decision_function`.
+        """Logits of each clip, one column per class.
 
-        Kept under the name the torch classifiers also offer.
+        :meth:`decision_function` gives the same scores in scikit-learn's
+        shape (one column for two classes); :meth:`predict`,
+        :meth:`predict_proba`, :meth:`predict_log_proba` and :meth:`score`
+        follow from them as for the torch classifiers.
 
         Parameters
         ----------
         X : FeatureSet or array-like of shape (n_clips, C, F, T), (n_clips, F, T) or (n_clips, C*F*T)
+            Features of at least one clip (a 2-D array: each clip's
+            features flattened, as the FeatureSet's array view); NaN or
+            infinite values raise ValueError.
 
         Returns
         -------
         logits : ndarray of shape (n_clips, n_classes), float32
+            Columns follow :attr:`classes_` (class indices when the file has
+            no labels).
         """
-        return self.decision_function(X)
-
-    def predict_proba(self, X):
-        """Class probabilities of each clip (softmax of the logits).
-
-        Parameters
-        ----------
-        X : FeatureSet or array-like of shape (n_clips, C, F, T), (n_clips, F, T) or (n_clips, C*F*T)
-
-        Returns
-        -------
-        proba : ndarray of shape (n_clips, n_classes), float32
-            Columns follow :attr:`classes_`.
-        """
-        return softmax(self.decision_function(X).astype(np.float64)).astype(np.float32)
-
-    def predict(self, X):
-        """Most probable class of each clip.
-
-        Parameters
-        ----------
-        X : FeatureSet or array-like of shape (n_clips, C, F, T), (n_clips, F, T) or (n_clips, C*F*T)
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_clips,)
-            Labels from :attr:`classes_` (class indices when the file has none).
-        """
-        logits = self.decision_function(X)
-        return self._labels(logits)[np.argmax(logits, axis=1)]
-
-    def score(self, X, y, sample_weight=None):
-        """Accuracy on ``(X, y)``, checked as the torch classifiers check it.
-
-        Parameters
-        ----------
-        X : FeatureSet or array-like of shape (n_clips, C, F, T), (n_clips, F, T) or (n_clips, C*F*T)
-        y : array-like of shape (n_clips,)
-            True labels (class indices for a file without labels).  Labels
-            the model never saw raise ValueError instead of counting as
-            errors.
-        sample_weight : array-like of shape (n_clips,), default=None
-
-        Returns
-        -------
-        score : float
-            Share of clips predicted right (weighted by ``sample_weight``).
-        """
-        from sklearn.metrics import accuracy_score
-        from sklearn.utils.validation import check_consistent_length, column_or_1d
-
-        x = _as_input(X, self.input_shape_)
-        y = check_labels(column_or_1d(y))
-        check_consistent_length(x, y, sample_weight)
-        logits = self._logits(x)
-        labels = self._labels(logits)
-        check_known_labels(y, labels)
-        pred = labels[np.argmax(logits, axis=1)]
-        return float(accuracy_score(y, pred, sample_weight=sample_weight))
+        return self._get_runner().logits(_as_input(X, self.input_shape_))
 
 
 def onnx_predict_logits(path, X, *, n_threads=None):

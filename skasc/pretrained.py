@@ -12,18 +12,19 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 
 from ._audio import resample_audio
 from ._efficientat import EfficientATFrontEnd, MobileNetAT, parse_model_name
-from ._featureset import AudioSet, CropAugmentation, FeatureSet, MaskAugmentation
+from ._featureset import AudioSet, FeatureSet
 from ._training import plain_module
 from ._weights import load_checkpoint, resolve_weights
-from .classifiers import (
-    _NON_NEGATIVE_REAL,
-    _POSITIVE_INT,
-    _POSITIVE_REAL,
-    _check_labels,
-    _NetworkClassifier,
-    DwsCNNClassifier,
+from ._base import (
+    NON_NEGATIVE_REAL,
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    NetworkClassifier,
+    check_training_labels,
 )
+from ._dwscnn_classifier import DwsCNNClassifier
 from ._rows import is_path_array
+from .preprocessing import CropAugmentation, MaskAugmentation
 from .preprocessing._input import audio_set
 from .preprocessing._recording_audio import load_recording, read_units
 
@@ -128,7 +129,7 @@ def efficientat_features(audio, *, verbose=0):
     return FeatureSet(store, rec_start, rec_stop, row_start, width)
 
 
-class PretrainedClassifier(_NetworkClassifier):
+class PretrainedClassifier(NetworkClassifier):
     """An AudioSet-pretrained EfficientAT MobileNet, fine-tuned on your classes.
 
     The network (:class:`~skasc._efficientat.MobileNetAT`) and its front end
@@ -233,12 +234,12 @@ class PretrainedClassifier(_NetworkClassifier):
         "fine_tune": [StrOptions({"all", "head"})],
         "body_lr_scale": [Interval(Real, 0, 1, closed="right")],
         "sr": [Interval(Integral, 1, None, closed="left")],
-        "max_epochs": _POSITIVE_INT,
-        "batch_size": _POSITIVE_INT,
-        "lr": _POSITIVE_REAL,
+        "max_epochs": POSITIVE_INT,
+        "batch_size": POSITIVE_INT,
+        "lr": POSITIVE_REAL,
         "lr_schedule": [StrOptions({"cosine"}), None],
-        "weight_decay": _NON_NEGATIVE_REAL,
-        "mixup_alpha": [*_NON_NEGATIVE_REAL, None],
+        "weight_decay": NON_NEGATIVE_REAL,
+        "mixup_alpha": [*NON_NEGATIVE_REAL, None],
         "random_crop": ["boolean"],
         "freq_mask_width": [Interval(Integral, 0, None, closed="left")],
         "time_mask_width": [Interval(Integral, 0, None, closed="left")],
@@ -341,7 +342,7 @@ class PretrainedClassifier(_NetworkClassifier):
         if y is None:
             raise ValueError("PretrainedClassifier requires y to be passed, but the target y is None.")
         audio = self._audio(X, training=True)
-        _check_labels(self, y, len(audio))  # before the front end reads any audio
+        check_training_labels(self, y, len(audio))  # before the front end reads any audio
         features = efficientat_features(audio, verbose=self.verbose)
         if training:
             if self.random_crop:
@@ -398,11 +399,14 @@ class PretrainedClassifier(_NetworkClassifier):
         Parameters
         ----------
         X : AudioSet, array-like of paths / clip rows, or waveforms (n_clips, n_samples)
+            A 2-D array holds waveforms at ``sr`` Hz, ``n_features_in_``
+            samples each (see :class:`~skasc._predict.SceneClassifierMixin`
+            for what inputs mean to each skasc classifier).
         batch_size : int, default=256
 
         Returns
         -------
-        ndarray of shape (n_clips, n_classes)
+        ndarray of shape (n_clips, n_classes), float32
         """
         return super().predict_logits(X, batch_size=batch_size)
 

@@ -74,6 +74,12 @@ class _DevicesBySign(DeviceSpecificClassifier):
     def predict(self, X, devices=None):
         return super().predict(X, devices=self._devices(X, devices))
 
+    def predict_log_proba(self, X, devices=None):
+        return super().predict_log_proba(X, devices=self._devices(X, devices))
+
+    def decision_function(self, X, devices=None):
+        return super().decision_function(X, devices=self._devices(X, devices))
+
     def score(self, X, y, sample_weight=None, devices=None):
         return super().score(X, y, sample_weight=sample_weight, devices=self._devices(X, devices))
 

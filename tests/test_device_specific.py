@@ -40,6 +40,26 @@ def test_one_model_per_device_and_the_general_model_for_others(data):
     pred = model.predict(X, devices=test_devices)
     np.testing.assert_array_equal(pred, model.classes_[proba.argmax(1)])
     assert model.score(X, y, devices=test_devices) == np.mean(pred == y)
+    # the other methods of the contract are routed the same way
+    scores = model.decision_function(X, devices=test_devices)
+    log_proba = model.predict_log_proba(X, devices=test_devices)
+    for device, est in [("a", model.device_estimators_["a"]), ("s4", model.general_estimator_)]:
+        rows = test_devices == device
+        np.testing.assert_allclose(scores[rows], est.decision_function(X[rows]), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(log_proba[rows], est.predict_log_proba(X[rows]), rtol=1e-6, atol=1e-6)
+
+
+def test_two_class_decision_function_is_one_column(data):
+    X, y, devices = data
+    y2 = np.where(y == "tram", "bus", y)
+    model = DeviceSpecificClassifier(_general(), fine_tune={"max_epochs": 1}).fit(X, y2, devices=devices)
+    scores = model.decision_function(X, devices=devices)
+    assert scores.shape == (len(X),) and scores.dtype == np.float32
+    pred = model.predict(X, devices=devices)
+    np.testing.assert_array_equal(pred, model.classes_[(scores > 0).astype(int)])
+    rows = devices == "b"
+    np.testing.assert_allclose(scores[rows], model.device_estimators_["b"].decision_function(X[rows]),
+                               rtol=1e-6, atol=1e-6)
 
 
 def test_fine_tuning_starts_from_the_general_weights(data):
