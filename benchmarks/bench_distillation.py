@@ -64,9 +64,9 @@ def distillation_costs(X, y, teacher, args, epochs, label):
         lambda: DistilledStudent(teacher, teacher_outputs="online", **common), X, y)
     timings = {}
 
-    import skasc.classifiers as classifiers
+    import skasc._teachers as teachers  # where DistilledStudent's cached pass calls it
 
-    real = classifiers.compute_teacher_outputs
+    real = teachers.compute_teacher_outputs
 
     def timed_pass(*a, **k):
         t0 = time.perf_counter()
@@ -74,13 +74,13 @@ def distillation_costs(X, y, teacher, args, epochs, label):
         timings["pass"] = time.perf_counter() - t0
         return out
 
-    classifiers.compute_teacher_outputs = timed_pass
+    teachers.compute_teacher_outputs = timed_pass
     try:
         _, rows["cached"] = _timed_fit(
             lambda: DistilledStudent(teacher, teacher_outputs="cached", teacher_step=args.teacher_step,
                                      **common), X, y)
     finally:
-        classifiers.compute_teacher_outputs = real
+        teachers.compute_teacher_outputs = real
     n_pos = len(teacher_positions(X, args.teacher_step))
     n_pos_all = len(teacher_positions(X, 1))
     one_off = timings["pass"]

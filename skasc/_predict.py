@@ -139,17 +139,28 @@ def decision_from_scores(scores):
     return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
 
 
-def logit_scores(estimator, X):
+#: Where a classifier's scores are read from, by default: raw scores first.
+SCORE_METHODS = ("predict_logits", "decision_function", "predict_proba")
+
+
+def logit_scores(estimator, X, order=SCORE_METHODS, floor=None):
     """Every class's raw score of any fitted classifier, columns in its ``classes_`` order.
 
-    ``predict_logits`` where the estimator has it (skasc classifiers), else
-    ``decision_function`` (a two-class 1-D score ``d`` becomes the columns
-    ``(0, d)``, whose difference it is), else the log of ``predict_proba``.
+    The first method of ``order`` the estimator has: ``predict_logits``
+    (skasc classifiers), ``decision_function`` (a two-class 1-D score ``d``
+    becomes the columns ``(0, d)``, whose difference it is), or the log of
+    ``predict_proba``.
 
     Parameters
     ----------
     estimator : fitted classifier
     X : the estimator's input
+    order : sequence of str, default=SCORE_METHODS
+        A teacher reads ``predict_proba`` before ``decision_function``
+        (whose scale, e.g. an SVM's margins, says nothing about confidence).
+    floor : float or None, default=None
+        Probabilities are clipped to at least ``floor`` before the log (None:
+        a probability of 0 gives -inf).
 
     Returns
     -------
@@ -165,14 +176,20 @@ def logit_scores(estimator, X):
     >>> bool(np.allclose(decision_from_scores(logit_scores(clf, X)), clf.decision_function(X)))
     True
     """
-    for method in ("predict_logits", "decision_function"):
-        if hasattr(estimator, method):
-            scores = np.asarray(getattr(estimator, method)(X), dtype=np.float32)
-            if scores.ndim == 1:
-                return np.stack([np.zeros_like(scores), scores], axis=1)
-            return scores
-    with np.errstate(divide="ignore"):  # a probability of 0 is a score of -inf
-        return np.log(np.asarray(estimator.predict_proba(X), dtype=np.float64)).astype(np.float32)
+    for method in order:
+        if not hasattr(estimator, method):
+            continue
+        if method == "predict_proba":
+            p = np.asarray(estimator.predict_proba(X), dtype=np.float64)
+            if floor:
+                p = np.clip(p, floor, None)
+            with np.errstate(divide="ignore"):  # a probability of 0 is a score of -inf
+                return np.log(p).astype(np.float32)
+        scores = np.asarray(getattr(estimator, method)(X), dtype=np.float32)
+        if scores.ndim == 1:
+            return np.stack([np.zeros_like(scores), scores], axis=1)
+        return scores
+    raise TypeError(f"{type(estimator).__name__} has none of {', '.join(order)}")
 
 
 def checked_accuracy(y, predict, classes, sample_weight=None):

@@ -33,6 +33,7 @@ from sklearn.pipeline import Pipeline
 
 from ._featureset import FeatureSet
 from ._ops import fuse_logits
+from ._predict import logit_scores
 from ._training import compute_teacher_outputs
 from .preprocessing import DeviceImpulseResponse, LogMel, Reassembler
 from .preprocessing._recording_audio import load_recording, read_units
@@ -133,16 +134,14 @@ def column_order(teacher_classes, classes, who="the teacher"):
     return np.array([where[c] for c in wanted], dtype=np.int64)
 
 
+#: A teacher's scores: its logits, else the log of its probabilities (soft
+#: targets at their own scale), else its decision function.
+TEACHER_SCORE_METHODS = ("predict_logits", "predict_proba", "decision_function")
+
+
 def teacher_scores(est, X):
     """Logit-like scores of ``est`` on ``X``, in the order of ``est.classes_``."""
-    inner = unwrap(est)
-    if hasattr(inner, "predict_logits"):
-        return np.asarray(inner.predict_logits(X), dtype=np.float32)
-    if hasattr(inner, "predict_proba"):
-        p = np.asarray(inner.predict_proba(X), dtype=np.float64)
-        return np.log(np.clip(p, 1e-12, None)).astype(np.float32)
-    d = np.asarray(inner.decision_function(X), dtype=np.float32)
-    return np.stack([np.zeros_like(d), d], axis=1) if d.ndim == 1 else d
+    return logit_scores(unwrap(est), X, order=TEACHER_SCORE_METHODS, floor=1e-12)
 
 
 def teacher_input(est, X, where="the teacher"):
