@@ -152,7 +152,7 @@ def decode_audio(data, path, *, sr=44100, n_samples=None, resample=None):
             f"cannot read audio file {path!r}: not a readable audio file ({reason})"
         ) from exc
     _check_rate(file_sr, sr, resample, path)
-    _check_channels(samples.shape[1], path)
+    check_channels(samples.shape[1], path)
     x = samples[:, 0]
     if x.shape[0] == 0:
         raise ValueError(f"audio file {path!r} has no samples")
@@ -178,7 +178,7 @@ def _check_rate(file_sr, sr, resample, path):
         raise ValueError(f"resample must be one of {list(RESAMPLERS)} or None, got {resample!r}")
 
 
-def _check_channels(channels, path):
+def check_channels(channels, path):
     if channels != 1:
         raise ValueError(
             f"audio file {path!r} has {channels} channels (stereo/multi-channel);"
@@ -359,7 +359,7 @@ def read_span(path, start, end):
     path = os.fspath(path)
     with _open_checked(path) as f:
         rate, frames = int(f.samplerate), int(f.frames)
-        _check_channels(f.channels, path)
+        check_channels(f.channels, path)
         first, last = int(round(start * rate)), min(int(round(end * rate)), frames)
         if first >= frames:
             raise ValueError(

@@ -38,7 +38,7 @@ from sklearn.metrics import confusion_matrix, log_loss
 
 from ._table import format_table
 from .datasets import REAL_DEVICES, SEEN_DEVICES, UNSEEN_DEVICES
-from .recordings import REDUCTIONS, _group, _reduce, recording_labels
+from .recordings import REDUCTIONS, group_by_recording, reduce_proba, recording_labels
 
 __all__ = [
     "DEVICE_GROUPS",
@@ -499,8 +499,8 @@ def _recording_scores(y_true, proba, recordings, labels, reduce):
         raise ValueError(f"reduce must be one of {list(REDUCTIONS)} or a callable, got {reduce!r}")
     recordings = _as_1d(recordings, "recordings")
     _check_lengths(y_true=y_true, recordings=recordings)
-    ids, index = _group(recordings, len(y_true))
-    reduced, winner = _reduce(proba, index, len(ids), reduce)
+    ids, index = group_by_recording(recordings, len(y_true))
+    reduced, winner = reduce_proba(proba, index, len(ids), reduce)
     if callable(reduce):
         _check_reduced_scores(reduced, ids, reduce)
     _, y_rec = recording_labels(y_true, recordings)

@@ -35,7 +35,7 @@ REDUCTIONS = ("mean", "geometric", "max", "vote")
 _LOG_FLOOR = 1e-12
 
 
-def _group(recordings, n_rows):
+def group_by_recording(recordings, n_rows):
     """Recording ids in order of first appearance, and each row's index into them."""
     recordings = np.asarray(recordings)
     if recordings.ndim != 1 or len(recordings) != n_rows:
@@ -60,7 +60,7 @@ def _check_clip_proba(proba):
     return proba
 
 
-def _reduce(proba, index, n_rec, reduce):
+def reduce_proba(proba, index, n_rec, reduce):
     """(n_rec, n_classes) reduced probabilities and the winning column of each."""
     n_classes = proba.shape[1]
     counts = np.bincount(index, minlength=n_rec).astype(np.float64)[:, None]
@@ -152,8 +152,8 @@ def aggregate_proba(proba, recordings, *, reduce="mean"):
     (['a', 'b'], [[0.6, 0.4], [0.2, 0.8]])
     """
     proba = _check_clip_proba(proba)
-    ids, index = _group(recordings, len(proba))
-    return ids, _reduce(proba, index, len(ids), reduce)[0]
+    ids, index = group_by_recording(recordings, len(proba))
+    return ids, reduce_proba(proba, index, len(ids), reduce)[0]
 
 
 @validate_params(
@@ -190,7 +190,7 @@ def recording_labels(y, recordings):
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D (one label per clip), got shape {y.shape}")
-    ids, index = _group(recordings, len(y))
+    ids, index = group_by_recording(recordings, len(y))
     first = np.zeros(len(ids), dtype=np.int64)
     first[index[::-1]] = np.arange(len(y))[::-1]
     labels = y[first]
@@ -287,8 +287,8 @@ def predict_recordings(estimator, X, recordings=None, *, reduce="mean"):
             )
         recordings = recording_ids(X)
     proba = _check_clip_proba(estimator.predict_proba(X))
-    ids, index = _group(recordings, len(proba))
-    reduced, winner = _reduce(proba, index, len(ids), reduce)
+    ids, index = group_by_recording(recordings, len(proba))
+    reduced, winner = reduce_proba(proba, index, len(ids), reduce)
     classes = getattr(estimator, "classes_", None)
     classes = np.arange(proba.shape[1]) if classes is None else np.asarray(classes)
     if len(classes) != proba.shape[1]:

@@ -22,9 +22,9 @@ import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from .._audio import _check_channels, audio_info
+from .._audio import check_channels, audio_info
 from .._rows import clip_fragment
-from ._tau22 import _check_unique
+from ._tau22 import check_unique
 
 __all__ = ["load_audio_folder", "AUDIO_EXTENSIONS", "SHORT_POLICIES"]
 
@@ -173,7 +173,7 @@ def _table_entries(columns, header, where, base, path_column, label_column):
                 )
         path = os.path.abspath(os.path.join(base, os.path.expanduser(os.fspath(name))))
         entries.append((path, name, label))
-    _check_unique([e[0] for e in entries], where)
+    check_unique([e[0] for e in entries], where)
     extra = [c for c in header if c not in (path_column, label_column)]
     clash = [c for c in extra if c in _FIELDS]
     if clash:
@@ -379,7 +379,7 @@ def load_audio_folder(source, *, sr=44100, clip_seconds=1.0, short="pad", path_c
     for i, (path, name, label) in enumerate(entries):
         try:
             info = audio_info(path)
-            _check_channels(info["channels"], path)
+            check_channels(info["channels"], path)
             if info["frames"] == 0:
                 raise ValueError(f"audio file {path!r} has no samples")
         except (OSError, ValueError) as exc:

@@ -19,14 +19,14 @@ import soundfile as sf
 
 from .._rows import parse_clip_name
 from ._synthesis import (
-    _SCENE_PROTOTYPES,
-    _device_impulse_response,
-    _device_params,
-    _location_params,
-    _location_spectra,
-    _record,
-    _stable_seed,
-    _synthesize_scene,
+    SCENE_PROTOTYPES,
+    device_impulse_response,
+    device_params,
+    location_params,
+    location_spectra,
+    record,
+    stable_seed,
+    synthesize_scene,
 )
 from ._tau22 import (
     CITIES,
@@ -42,7 +42,7 @@ from ._tau22 import (
     SETUP_COLUMNS,
     SNIPPETS_PER_RECORDING,
     UNSEEN_DEVICES,
-    _read_tsv,
+    read_tsv,
 )
 
 __all__ = ["make_tau22"]
@@ -400,7 +400,7 @@ def _subsets(train_files, random_state):
 def _write_extras(root, params):
     """Write split_setup/ and impulse_responses/ (the additions of format 2),
     reading the train split from the csv files already written."""
-    train = _read_tsv(root / "evaluation_setup" / "fold1_train.csv", SETUP_COLUMNS["train"])
+    train = read_tsv(root / "evaluation_setup" / "fold1_train.csv", SETUP_COLUMNS["train"])
     (root / _SPLIT_FOLDER).mkdir(exist_ok=True)
     sizes = {}
     for fraction, chosen in _subsets(train["filename"], params["random_state"]).items():
@@ -412,7 +412,7 @@ def _write_extras(root, params):
     for device in params["devices"]:
         if device not in _IR_DEVICES:  # never the unseen s4-s6 (nor the reference a)
             continue
-        h = _device_impulse_response(device, params["random_state"])
+        h = device_impulse_response(device, params["random_state"])
         buf = io.BytesIO()
         # float samples: the response's gain may exceed full scale
         sf.write(buf, h, SAMPLE_RATE, subtype="FLOAT", format="WAV")
@@ -436,7 +436,7 @@ def _write_replica(root, params):
     plan = _plan(params["n_cities"], params["n_locations"], params["n_segments"], params["devices"], rs)
     (root / "audio").mkdir(parents=True, exist_ok=True)
     (root / "evaluation_setup").mkdir(exist_ok=True)
-    dev_params = {d: _device_params(d, rs) for d in params["devices"]}
+    dev_params = {d: device_params(d, rs) for d in params["devices"]}
     freqs = np.fft.rfftfreq(RECORDING_SAMPLES, 1.0 / SAMPLE_RATE)
     loc_cache = {}
     rows = []
@@ -444,14 +444,14 @@ def _write_replica(root, params):
         key = (e["scene_index"], e["loc"])
         if key not in loc_cache:
             loc_rng = np.random.default_rng([rs, 3, e["scene_index"], e["loc"]])
-            p = _location_params(_SCENE_PROTOTYPES[e["scene"]], loc_rng)
-            loc_cache = {key: (p, _location_spectra(p, freqs))}
+            p = location_params(SCENE_PROTOTYPES[e["scene"]], loc_rng)
+            loc_cache = {key: (p, location_spectra(p, freqs))}
         seg_rng = np.random.default_rng([rs, 4, e["scene_index"], e["loc"], e["seg"]])
-        scene = _synthesize_scene(*loc_cache[key], seg_rng)
+        scene = synthesize_scene(*loc_cache[key], seg_rng)
         spec = sfft.rfft(scene.astype(np.float32))
         for d in e["devices"]:
-            rec_rng = np.random.default_rng([rs, 5, e["seg"], _stable_seed(d)])
-            y = _record(spec, dev_params[d], rec_rng)
+            rec_rng = np.random.default_rng([rs, 5, e["seg"], stable_seed(d)])
+            y = record(spec, dev_params[d], rec_rng)
             for k in range(SNIPPETS_PER_RECORDING):
                 name = _clip_name(e, k, d)
                 _write_wav(root / name, y[k * CLIP_SAMPLES : (k + 1) * CLIP_SAMPLES])

@@ -270,7 +270,7 @@ _EVENTS = {
 # background's slow amplitude modulation; babble: (talkers, dB re background);
 # hum: (f0 Hz, harmonics, dB); whine: (low Hz, high Hz, dB) motor whine;
 # music: dB; events: name -> (events per second, dB re background RMS).
-_SCENE_PROTOTYPES = {
+SCENE_PROTOTYPES = {
     "airport": dict(
         level=-31, tilt=-3.0, bumps=[(120, 1.2, 3), (600, 1.4, 5)], am=(0.4, 0.15),
         babble=(10, 0), hum=None, whine=None, music=None,
@@ -324,7 +324,7 @@ _SCENE_PROTOTYPES = {
 }
 
 
-def _location_params(proto, rng):
+def location_params(proto, rng):
     """Perturb a scene prototype for one recording location."""
     p = {
         "level": proto["level"] + rng.normal(0, 2.0),
@@ -383,7 +383,7 @@ def _music(rng, n):
     return out / _rms(out)
 
 
-def _location_spectra(p, freqs):
+def location_spectra(p, freqs):
     """Magnitude responses (float32) of a location's background and babble."""
     bg = _db(_log_bumps(freqs, p["bumps"], p["tilt"])) * _butter_mag(freqs, 18, 19000, 2)
     babble = None
@@ -394,10 +394,10 @@ def _location_spectra(p, freqs):
     return bg.astype(np.float32), babble
 
 
-def _synthesize_scene(loc_params, mags, rng, n=RECORDING_SAMPLES):
+def synthesize_scene(loc_params, mags, rng, n=RECORDING_SAMPLES):
     """One continuous scene recording (before any device), float64.
 
-    ``mags`` are the location's spectra from :func:`_location_spectra`.
+    ``mags`` are the location's spectra from :func:`location_spectra`.
     """
     p = loc_params
     bg = _shaped_noise(rng, n, mags[0])
@@ -451,14 +451,14 @@ def _synthesize_scene(loc_params, mags, rng, n=RECORDING_SAMPLES):
 
 
 # ----- devices ---------------------------------------------------------------
-def _stable_seed(text):
+def stable_seed(text):
     return zlib.crc32(text.encode("utf-8"))
 
 
 def _device_spec(device, random_state):
     """The random draws that make a device: equaliser bumps, gain, corners,
     noise floor (dB) and saturation drive."""
-    rng = np.random.default_rng([random_state, 7, _stable_seed(device)])
+    rng = np.random.default_rng([random_state, 7, stable_seed(device)])
     centres = np.geomspace(60, 16000, 9)
     if device == "a":
         sigma, hp, lp, order, gain, floor, drive, res = 0.5, 20.0, 20000.0, 2, 0.0, -90.0, 0.0, None
@@ -484,7 +484,7 @@ def _device_response(spec, freqs):
         freqs, spec["hp"], spec["lp"], spec["order"])
 
 
-def _device_params(device, random_state):
+def device_params(device, random_state):
     """Response (gain included) and noise-floor magnitude over the rfft bins
     of a 10-s recording, and saturation drive (0: none)."""
     spec = _device_spec(device, random_state)
@@ -497,7 +497,7 @@ def _device_params(device, random_state):
     return response.astype(np.float32), floor_mag.astype(np.float32), float(spec["drive"])
 
 
-def _device_impulse_response(device, random_state, n_taps=4096, n_fft=1 << 16):
+def device_impulse_response(device, random_state, n_taps=4096, n_fft=1 << 16):
     """A minimum-phase FIR of ``n_taps`` taps with the device's magnitude response.
 
     The response (gain included) is sampled on an ``n_fft``-point grid,
@@ -525,7 +525,7 @@ def _device_impulse_response(device, random_state, n_taps=4096, n_fft=1 << 16):
     return h.astype(np.float32)
 
 
-def _record(scene_spec, device_params, rng, n=RECORDING_SAMPLES):
+def record(scene_spec, device_params, rng, n=RECORDING_SAMPLES):
     """The scene (given by its rfft, complex64) as recorded by one device:
     frequency response and gain, additive noise floor, saturation."""
     response, floor_mag, drive = device_params

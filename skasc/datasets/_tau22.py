@@ -110,7 +110,7 @@ _LAYOUT_HINT = (
 # --------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------
-def _read_tsv(path, expected, *, exact_count=True):
+def read_tsv(path, expected, *, exact_count=True):
     """Read a tab-separated file with a header; return {column: list}.
 
     ``expected`` columns must all be present (extra columns are tolerated but
@@ -151,7 +151,7 @@ def _check_listed(filenames, path):
         raise ValueError(f"{path} lists no clips: it has a header but no data rows")
 
 
-def _check_unique(filenames, path):
+def check_unique(filenames, path):
     """Refuse a file name listed twice: its clip would count twice in
     training or in a score."""
     if len(set(filenames)) == len(filenames):
@@ -201,9 +201,9 @@ def _subset_rows(idx, meta_fn, split_path, path):
     Names may be given with or without the ``audio/`` folder; each must be a
     clip of the train split.
     """
-    listed = _read_tsv(path, ("filename",))["filename"]
+    listed = read_tsv(path, ("filename",))["filename"]
     _check_listed(listed, path)
-    _check_unique(listed, path)
+    check_unique(listed, path)
     train = {meta_fn[i] for i in idx}
     wanted = set()
     for k, fn in enumerate(listed):
@@ -353,7 +353,7 @@ def load_tau22(root, subset="train", fold=1, *, fraction=None, return_audio=Fals
         raise NotADirectoryError(f"TAU22 root {str(root_path)!r} is not a folder; {_LAYOUT_HINT}")
     root_path = root_path.resolve()
     meta_path = root_path / "meta.csv"
-    meta = _read_tsv(meta_path, META_COLUMNS)
+    meta = read_tsv(meta_path, META_COLUMNS)
     meta_fn = meta["filename"]
     _check_listed(meta_fn, meta_path)
     labels, ident, source = meta["scene_label"], meta["identifier"], meta["source_label"]
@@ -371,7 +371,7 @@ def load_tau22(root, subset="train", fold=1, *, fraction=None, return_audio=Fals
                 f"{meta_path}: {what} {got!r} of {meta_fn[i]!r} (data row {i + 1})"
                 f" disagrees with its file name ({want!r})"
             )
-    _check_unique(meta_fn, meta_path)
+    check_unique(meta_fn, meta_path)
     position = dict(zip(meta_fn, range(len(meta_fn))))
 
     if subset == "all":
@@ -379,9 +379,9 @@ def load_tau22(root, subset="train", fold=1, *, fraction=None, return_audio=Fals
         split_path = meta_path
     else:
         split_path = root_path / "evaluation_setup" / f"fold{int(fold)}_{subset}.csv"
-        split = _read_tsv(split_path, SETUP_COLUMNS[subset])
+        split = read_tsv(split_path, SETUP_COLUMNS[subset])
         _check_listed(split["filename"], split_path)
-        _check_unique(split["filename"], split_path)
+        check_unique(split["filename"], split_path)
         idx = [position.get(fn) for fn in split["filename"]]
         if None in idx:
             k = idx.index(None)
