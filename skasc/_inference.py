@@ -21,21 +21,15 @@ and the command that gives them are in the README's Performance section
    the GIL), instead of splitting every layer between threads: no barrier
    per layer, so the throughput degrades gracefully when the cores are
    shared with other jobs.
-3. **Folding.**  BatchNorm is applied as an affine map where that is exact.
-   In a :class:`~skasc.nn.DwBlock` the second BatchNorm directly follows
-   ``pw_conv1`` (linear) and is folded into its weights and a bias.  The
-   first BatchNorm of each block cannot be folded: its input is the block
-   input, which also feeds the residual, and a ReLU follows it, so it stays
-   a per-channel ``x * a + b`` (one ``addcmul`` pass, cheaper than
-   ``batch_norm``) and an in-place ReLU.
+3. **Folding.**  The network's layer list (:meth:`~skasc.nn.DwsCNN.layers`)
+   is turned into plain operators by :mod:`skasc._folded`: a BatchNorm
+   folded into the convolution before it, or one ``addcmul`` where it
+   cannot be; max-pooling as strided ``amax`` reductions.
 4. **Fused oneDNN kernels** (when this PyTorch has them): pre-packed
-   weights, ReLU fused into ``pw_conv1``, the residual accumulated in place
-   by ``pw_conv2`` (+30-45 % over the same folded network on ``F.conv2d``,
-   which sends the 1x1 convolutions of small batches to a slow path); max-pooling as two
-   strided ``amax`` reductions (2x ``max_pool2d`` on channels-last maps).
-   The fused kernels are private PyTorch operators: they are checked
-   against the plain operators when the predictor is built and not used if
-   they are missing or disagree.
+   weights, ReLU and the residual addition fused into the convolutions
+   (see :mod:`skasc._folded`).  They are private PyTorch operators: they
+   are checked against the plain operators when the predictor is built and
+   not used if they are missing or disagree.
 
 Backends: ``"torch"`` (the above), ``"onnxruntime"`` (the network exported
 to ONNX by :mod:`skasc._onnx` and run by ONNX Runtime, one thread per worker,
@@ -56,11 +50,11 @@ import weakref
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ._chunking import auto_chunk, check_batch, n_workers, prime_malloc, run_chunked
+from ._folded import FoldedDwsCNN as _FoldedDwsCNN  # tests patch it under this name
 from ._onnx import OrtRunner, onnx_model_bytes
-from ._ops import FUSIONS, bn_affine, fold_bn_after_pointwise, fuse_logits, is_plain_dwscnn
+from ._ops import FUSIONS, fuse_logits, is_plain_dwscnn
 
 __all__ = ["FastPredictor", "cached_fast_predictor", "fast_path_applies"]
 
@@ -68,169 +62,6 @@ _BACKENDS = ("auto", "torch", "onnxruntime")
 #: Clips per work unit of a torch worker (low-resolution stage batch).
 _UNIT = 16
 _CL = torch.channels_last
-
-
-def _t(x):
-    """Detached float32 contiguous CPU copy."""
-    return x.detach().to("cpu", torch.float32).contiguous().clone()
-
-
-def _max_pool(x, kernel):
-    """max_pool2d(x, kernel) (stride = kernel, no padding) on a channels-last map.
-
-    Two strided ``amax`` reductions over a view; the result is exactly
-    ``F.max_pool2d`` (a maximum has no rounding) and about twice as fast on
-    channels-last maps.
-    """
-    kh, kw = kernel
-    n, c, h, w = x.shape
-    oh, ow = h // kh, w // kw
-    v = x.permute(0, 2, 3, 1)[:, : oh * kh, : ow * kw]  # (n, H, W, C) view
-    v = v.unflatten(1, (oh, kh)).amax(2)
-    v = v.unflatten(2, (ow, kw)).amax(3)
-    return v.permute(0, 3, 1, 2)
-
-
-class _FoldedDwsCNN:
-    """The weights of one DwsCNN, folded, plus a functional forward.
-
-    Holds only plain float32 tensors (picklable); the oneDNN pre-packed
-    weights are built on demand by :meth:`prepare` and never pickled.
-    """
-
-    def __init__(self, module):
-        m = module
-        self.input_shape = tuple(m.input_shape)
-        self.hidden = int(m.hidden)
-        self.pool1_kernel = tuple(m.pool1_kernel)
-        self.pool2_kernel = tuple(m.pool2_kernel)
-        self.relu_between_linears = isinstance(m.act, torch.nn.ReLU)
-        if not (self.relu_between_linears or isinstance(m.act, torch.nn.Identity)):
-            raise TypeError(f"unsupported activation {type(m.act).__name__}")
-        # per-band input standardisation (buffers input_mean / input_scale of
-        # DwsCNN, when present): x -> (x - mean) * scale, kept as one
-        # addcmul on the (small) input.  Folding it into input_conv would not
-        # be exact: the convolution zero-pads the *standardised* map.
-        mean, scale = getattr(m, "input_mean", None), getattr(m, "input_scale", None)
-        self.in_scale = self.in_shift = None
-        if mean is not None and scale is not None:
-            scale64 = scale.detach().cpu().double()
-            self.in_scale = scale64.float().contiguous()
-            self.in_shift = (-mean.detach().cpu().double() * scale64).float().contiguous()
-        self.w_in, self.b_in = _t(m.input_conv.weight), _t(m.input_conv.bias)
-        self.w_mid, self.b_mid = _t(m.dw2_conv.weight), _t(m.dw2_conv.bias)
-        self.blocks = [self._fold_block(getattr(m, name)) for name in ("dw1", "dw2", "dw3")]
-        self.w_fc1, self.b_fc1 = _t(m.fc1.weight), _t(m.fc1.bias)
-        self.w_fc2, self.b_fc2 = _t(m.fc2.weight), _t(m.fc2.bias)
-        self._packed = None
-
-    @staticmethod
-    def _fold_block(block):
-        c = block.channels
-        a1, s1 = bn_affine(block.bn1)
-        w1, s2 = fold_bn_after_pointwise(block.pw_conv1.weight, block.bn2)
-        return {
-            "a1": a1.float().view(1, c, 1, 1).contiguous(),
-            "s1": s1.float().view(1, c, 1, 1).contiguous(),
-            "dw1": _t(block.dw_conv1.weight),
-            "pw1": w1.float().contiguous(),
-            "pb1": s2.float().contiguous(),
-            "dw2": _t(block.dw_conv2.weight),
-            "pw2": _t(block.pw_conv2.weight),
-        }
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_packed"] = None
-        return state
-
-    @property
-    def act_bytes(self):
-        """Bytes of one clip's full-resolution feature map."""
-        _, f, t = self.input_shape
-        return 4 * self.hidden * f * t
-
-    # -- forward ------------------------------------------------------------
-    def forward(self, x, fused=False, split=None):
-        """Logits of ``x`` (n, C, F, T), a float32 channels-last tensor.
-
-        With ``split`` the full-resolution stage (input convolution, first
-        block, first pooling) runs on slices of ``split`` clips, whose
-        feature maps stay in cache, and the rest on all ``n`` clips at once,
-        where larger batches amortise the per-operator overhead.
-        """
-        if fused and self._packed is None:
-            raise RuntimeError("call prepare() before forward(fused=True)")
-        conv = self._conv_fused if fused else self._conv
-        if split and split < len(x):
-            h = torch.cat([self._stage1(x[s:s + split], conv, fused)
-                           for s in range(0, len(x), split)])
-            h = h.contiguous(memory_format=_CL)
-        else:
-            h = self._stage1(x, conv, fused)
-        return self._stage2(h, conv, fused)
-
-    def _stage1(self, x, conv, fused):
-        if self.in_scale is not None:
-            x = torch.addcmul(self.in_shift, x, self.in_scale).contiguous(memory_format=_CL)
-        h = conv(x, "in", self.w_in, self.b_in, 3, 1)
-        h = self._block(h, 0, conv, fused)
-        return _max_pool(h, self.pool1_kernel)
-
-    def _stage2(self, h, conv, fused):
-        h = conv(h, "mid", self.w_mid, self.b_mid, 2, 1)
-        h = self._block(h, 1, conv, fused)
-        h = self._block(h, 2, conv, fused)
-        h = _max_pool(h, self.pool2_kernel)
-        h = torch.addmm(self.b_fc1, torch.flatten(h, 1), self.w_fc1.t())
-        if self.relu_between_linears:
-            h = h.relu_()
-        return torch.addmm(self.b_fc2, h, self.w_fc2.t())
-
-    def _block(self, h, i, conv, fused):
-        p = self.blocks[i]
-        c = self.hidden
-        t = torch.addcmul(p["s1"], h, p["a1"]).relu_()  # bn1 + relu1
-        t = conv(t, f"b{i}dw1", p["dw1"], None, 1, c)
-        if fused:
-            t = torch.ops.mkldnn._convolution_pointwise(
-                t, self._packed[f"b{i}pw1"], p["pb1"], [0, 0], [1, 1], [1, 1], 1, "relu", [], "")
-        else:
-            t = F.conv2d(t, p["pw1"], p["pb1"]).relu_()  # pw1 + bn2 + relu2
-        t = conv(t, f"b{i}dw2", p["dw2"], None, 1, c)
-        if fused:
-            # h += pw_conv2(t), in place (h is our own intermediate)
-            return torch.ops.mkldnn._convolution_pointwise_.binary(
-                h, t, self._packed[f"b{i}pw2"], None, [0, 0], [1, 1], [1, 1], 1,
-                "add", None, None, [], None)
-        return F.conv2d(t, p["pw2"]).add_(h)
-
-    @staticmethod
-    def _conv(x, name, w, b, pad, groups):
-        return F.conv2d(x, w, b, padding=pad, groups=groups)
-
-    def _conv_fused(self, x, name, w, b, pad, groups):
-        return torch.ops.mkldnn._convolution_pointwise(
-            x, self._packed[name], b, [pad, pad], [1, 1], [1, 1], groups, "none", [], "")
-
-    def prepare(self, chunk):
-        """Pre-pack the convolution weights for oneDNN (not picklable)."""
-        reorder = torch.ops.mkldnn._reorder_convolution_weight
-        c_in, f, t = self.input_shape
-        c = self.hidden
-        full = [chunk, c, f, t]
-        low = [chunk, c, f // self.pool1_kernel[0], t // self.pool1_kernel[1]]
-        packed = {
-            "in": reorder(self.w_in, [3, 3], [1, 1], [1, 1], 1, [chunk, c_in, f, t]),
-            "mid": reorder(self.w_mid, [2, 2], [1, 1], [1, 1], 1, low),
-        }
-        for i, p in enumerate(self.blocks):
-            size = full if i == 0 else low
-            packed[f"b{i}dw1"] = reorder(p["dw1"], [1, 1], [1, 1], [1, 1], c, size)
-            packed[f"b{i}dw2"] = reorder(p["dw2"], [1, 1], [1, 1], [1, 1], c, size)
-            packed[f"b{i}pw1"] = reorder(p["pw1"], [0, 0], [1, 1], [1, 1], 1, size)
-            packed[f"b{i}pw2"] = reorder(p["pw2"], [0, 0], [1, 1], [1, 1], 1, size)
-        self._packed = packed
 
 
 def _check_folded(folded, modules, input_shape, tol=1e-4):

@@ -4,9 +4,10 @@ Shared by :func:`skasc.export.export_onnx` / :class:`skasc.export.OnnxClassifier
 and the ``"onnxruntime"`` backend of :class:`skasc._inference.FastPredictor`.
 
 The graph of a plain :class:`~skasc.nn.DwsCNN` is written node by node from
-the module's weights (no dependency on the PyTorch ONNX exporter), with the
-second BatchNorm of each DwBlock folded into the pointwise convolution
-before it (:func:`skasc._ops.fold_bn_after_pointwise`); an ensemble's
+the module's layer list (:meth:`~skasc.nn.DwsCNN.layers`; no dependency on
+the PyTorch ONNX exporter), with each BatchNorm that follows a convolution
+(the second of each DwBlock) folded into it
+(:func:`skasc._ops.fold_bn_into_conv`); an ensemble's
 outputs are fused by nodes that mirror :func:`skasc._ops.fuse_logits`.
 Other modules go through :func:`torch.onnx.export`.  Needs the optional
 packages ``onnx`` and ``onnxruntime`` (imported when first used).
@@ -25,7 +26,11 @@ import numpy as np
 import torch
 
 from ._chunking import auto_chunk, check_batch, n_workers, prime_malloc, run_chunked
-from ._ops import FusedNetworks, fold_bn_after_pointwise, fuse_logits, is_plain_dwscnn, softmax
+from ._layers import (BatchNorm, Conv, Flatten, GlobalAvgPool, Linear, MaxPool, ReLU, Residual,
+                      Standardize)
+from ._ops import (FusedNetworks, fold_bn_into_conv, fuse_logits, inference_steps,
+                   is_plain_dwscnn, softmax)
+from ._version import __version__
 
 INPUT_NAME = "logmel"
 
@@ -93,59 +98,69 @@ def _np(t):
     return t.detach().cpu().double().numpy()
 
 
-def _conv(g, x, w, b, pad, group, base):
-    inputs = [x, g.init(base + ".weight", _np(w))]
-    if b is not None:
-        inputs.append(g.init(base + ".bias", _np(b)))
-    k = list(w.shape[2:])
-    return g.node("Conv", inputs, base, kernel_shape=k, pads=[pad, pad, pad, pad],
-                  strides=[1, 1], dilations=[1, 1], group=group)
+def _pads(padding):
+    ph, pw = padding
+    return [ph, pw, ph, pw]
+
+
+def _layers_graph(g, layers, x, prefix):
+    """Append one node per layer spec (:mod:`skasc._layers`) reading ``x``; return the output name.
+
+    A BatchNorm right after a convolution is folded into its weights (see
+    :func:`skasc._ops.inference_steps`).
+    """
+    for layer, bn in inference_steps(layers):
+        name = prefix + layer.name
+        if isinstance(layer, Standardize):  # per-band input standardisation
+            x = g.node("Sub", [x, g.init(f"{name}.mean", _np(layer.mean))], name)
+            x = g.node("Mul", [x, g.init(f"{name}.scale", _np(layer.scale))], name)
+        elif isinstance(layer, Conv):
+            if bn is None:
+                w, b = _np(layer.weight), None if layer.bias is None else _np(layer.bias)
+            else:
+                w, b = (t.numpy() for t in fold_bn_into_conv(layer.weight, layer.bias, bn.module))
+                name += "_" + bn.name.rpartition(".")[2]
+            inputs = [x, g.init(name + ".weight", w)]
+            if b is not None:
+                inputs.append(g.init(name + ".bias", b))
+            x = g.node("Conv", inputs, name, kernel_shape=list(w.shape[2:]),
+                       pads=_pads(layer.padding), strides=list(layer.stride),
+                       dilations=list(layer.dilation), group=layer.groups)
+        elif isinstance(layer, BatchNorm):
+            bn = layer.module
+            c = bn.num_features
+            x = g.node("BatchNormalization", [
+                x,
+                g.init(f"{name}.weight", np.ones(c) if bn.weight is None else _np(bn.weight)),
+                g.init(f"{name}.bias", np.zeros(c) if bn.bias is None else _np(bn.bias)),
+                g.init(f"{name}.running_mean", _np(bn.running_mean)),
+                g.init(f"{name}.running_var", _np(bn.running_var)),
+            ], name, epsilon=float(bn.eps))
+        elif isinstance(layer, ReLU):
+            x = g.node("Relu", [x], name)
+        elif isinstance(layer, MaxPool):
+            k = list(layer.kernel)
+            x = g.node("MaxPool", [x], name, kernel_shape=k, strides=k, pads=[0, 0, 0, 0])
+        elif isinstance(layer, GlobalAvgPool):
+            x = g.node("GlobalAveragePool", [x], name)
+        elif isinstance(layer, Flatten):
+            x = g.node("Flatten", [x], name, axis=1)
+        elif isinstance(layer, Linear):
+            inputs = [x, g.init(f"{name}.weight", _np(layer.weight))]
+            if layer.bias is not None:
+                inputs.append(g.init(f"{name}.bias", _np(layer.bias)))
+            x = g.node("Gemm", inputs, name, transB=1)
+        elif isinstance(layer, Residual):
+            t = _layers_graph(g, layer.body, x, prefix)
+            x = g.node("Add", [x, t], f"{name}.add")
+        else:
+            raise TypeError(f"no ONNX form for layer {layer!r}")
+    return x
 
 
 def _dwscnn_graph(g, m, x, prefix):
-    """Append the nodes of DwsCNN ``m`` reading ``x``; return its logits name."""
-    mean, scale = getattr(m, "input_mean", None), getattr(m, "input_scale", None)
-    if mean is not None and scale is not None:  # per-band standardisation buffers
-        x = g.node("Sub", [x, g.init(f"{prefix}input_mean", _np(mean))], f"{prefix}standardize")
-        x = g.node("Mul", [x, g.init(f"{prefix}input_scale", _np(scale))], f"{prefix}standardize")
-    h = _conv(g, x, m.input_conv.weight, m.input_conv.bias, 3, 1, f"{prefix}input_conv")
-
-    def block(h, blk, name):
-        c = blk.channels
-        bn = blk.bn1
-        t = g.node("BatchNormalization", [
-            h,
-            g.init(f"{name}.bn1.weight", _np(bn.weight) if bn.weight is not None else np.ones(c)),
-            g.init(f"{name}.bn1.bias", _np(bn.bias) if bn.bias is not None else np.zeros(c)),
-            g.init(f"{name}.bn1.running_mean", _np(bn.running_mean)),
-            g.init(f"{name}.bn1.running_var", _np(bn.running_var)),
-        ], f"{name}.bn1", epsilon=float(bn.eps))
-        t = g.node("Relu", [t], f"{name}.relu1")
-        t = _conv(g, t, blk.dw_conv1.weight, None, 1, c, f"{name}.dw_conv1")
-        w1, s2 = fold_bn_after_pointwise(blk.pw_conv1.weight, blk.bn2)
-        t = _conv(g, t, w1, s2, 0, 1, f"{name}.pw_conv1_bn2")
-        t = g.node("Relu", [t], f"{name}.relu2")
-        t = _conv(g, t, blk.dw_conv2.weight, None, 1, c, f"{name}.dw_conv2")
-        t = _conv(g, t, blk.pw_conv2.weight, None, 0, 1, f"{name}.pw_conv2")
-        return g.node("Add", [h, t], f"{name}.add")
-
-    def pool(h, kernel, name):
-        k = list(kernel)
-        return g.node("MaxPool", [h], name, kernel_shape=k, strides=k, pads=[0, 0, 0, 0])
-
-    h = block(h, m.dw1, f"{prefix}dw1")
-    h = pool(h, m.pool1_kernel, f"{prefix}pool1")
-    h = _conv(g, h, m.dw2_conv.weight, m.dw2_conv.bias, 2, 1, f"{prefix}dw2_conv")
-    h = block(h, m.dw2, f"{prefix}dw2")
-    h = block(h, m.dw3, f"{prefix}dw3")
-    h = pool(h, m.pool2_kernel, f"{prefix}pool2")
-    h = g.node("Flatten", [h], f"{prefix}flatten", axis=1)
-    h = g.node("Gemm", [h, g.init(f"{prefix}fc1.weight", _np(m.fc1.weight)),
-                        g.init(f"{prefix}fc1.bias", _np(m.fc1.bias))], f"{prefix}fc1", transB=1)
-    if isinstance(m.act, torch.nn.ReLU):
-        h = g.node("Relu", [h], f"{prefix}act")
-    return g.node("Gemm", [h, g.init(f"{prefix}fc2.weight", _np(m.fc2.weight)),
-                           g.init(f"{prefix}fc2.bias", _np(m.fc2.bias))], f"{prefix}fc2", transB=1)
+    """Append the nodes of DwsCNN ``m`` (its :meth:`~skasc.nn.DwsCNN.layers`) reading ``x``."""
+    return _layers_graph(g, m.layers(), x, prefix)
 
 
 def _fusion_graph(g, outs, fusion):
@@ -218,8 +233,6 @@ PRODUCER = "skasc"
 
 def mark_skasc(model):
     """Set the producer fields, which precede the graph and metadata in the file."""
-    from . import __version__
-
     model.producer_name = PRODUCER
     model.producer_version = __version__
 

@@ -4,10 +4,13 @@
   :mod:`skasc._onnx` mirrors it node by node; a test proves they agree);
 * :class:`FusedNetworks`: that fusion as a torch module;
 * :func:`softmax`: class probabilities from logits;
-* :func:`bn_affine` and :func:`fold_bn_after_pointwise`: an eval-mode
-  BatchNorm as a per-channel affine map, and folded into the pointwise
-  convolution before it (exact up to rounding: both are linear);
-* :func:`is_plain_dwscnn`: whether a module is the network these fast paths
+* :func:`bn_affine` and :func:`fold_bn_into_conv`: an eval-mode
+  BatchNorm as a per-channel affine map, and folded into the convolution
+  before it (exact up to rounding: both are linear);
+* :func:`inference_steps`: which BatchNorm of a layer list the fast paths
+  fold into which convolution (the fast CPU predictor and the ONNX graph
+  walk a network's :meth:`~skasc.nn.DwsCNN.layers` through it);
+* :func:`is_plain_dwscnn`: whether a module is a network these fast paths
   know.
 """
 
@@ -19,10 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._layers import BatchNorm, Conv, Identity, all_known
 from .nn import DwsCNN
 
 __all__ = ["FUSIONS", "fuse_logits", "FusedNetworks", "softmax", "bn_affine",
-           "fold_bn_after_pointwise", "is_plain_dwscnn"]
+           "fold_bn_into_conv", "inference_steps", "is_plain_dwscnn"]
 
 #: How several networks' outputs are fused.
 FUSIONS = ("logits", "proba")
@@ -102,17 +106,58 @@ def bn_affine(bn):
     return scale, shift
 
 
-def fold_bn_after_pointwise(weight, bn):
-    """Weight and bias of ``bn(conv1x1(x, weight))`` as one convolution (float64).
+def fold_bn_into_conv(weight, bias, bn):
+    """Weight and bias of ``bn(conv(x, weight) + bias)`` as one convolution (float64).
 
-    ``bn(W x) = (a * W) x + s`` with ``(a, s) = bn_affine(bn)``: exact up to
-    rounding.
+    ``bn(W x + b) = (a * W) x + (a * b + s)`` with ``(a, s) = bn_affine(bn)``
+    (``a`` scaling each output channel): exact up to rounding.  ``bias`` may
+    be None.
     """
     scale, shift = bn_affine(bn)
     w = weight.detach().cpu().double() * scale.view(-1, *([1] * (weight.dim() - 1)))
+    if bias is not None:
+        shift = bias.detach().cpu().double() * scale + shift
     return w, shift
 
 
+def inference_steps(layers):
+    """Walk a layer list as the fast paths run it: yield ``(layer, bn)`` pairs.
+
+    A BatchNorm right after a convolution comes as the ``bn`` of that
+    convolution, to be folded into it (:func:`fold_bn_into_conv`); every
+    other layer comes with ``bn=None``.  Identities (dropout at inference)
+    are left out.  Residual bodies are not entered: walk ``layer.body``.
+
+    Examples
+    --------
+    >>> from skasc._ops import inference_steps
+    >>> from skasc.nn import DwBlock
+    >>> [(layer.name, bn and bn.name) for layer, bn in inference_steps(DwBlock(4).layers())]
+    [('bn1', None), ('relu1', None), ('dw_conv1', None), ('pw_conv1', 'bn2'),
+     ('relu2', None), ('dw_conv2', None), ('pw_conv2', None)]
+    """
+    pending = None
+    for layer in layers:
+        if isinstance(layer, Identity):
+            continue
+        if isinstance(layer, BatchNorm) and isinstance(pending, Conv):
+            yield pending, layer
+            pending = None
+            continue
+        if pending is not None:
+            yield pending, None
+        pending = layer
+    if pending is not None:
+        yield pending, None
+
+
 def is_plain_dwscnn(module):
-    """True for a DwsCNN (or subclass) whose forward is DwsCNN's own."""
-    return isinstance(module, DwsCNN) and type(module).forward is DwsCNN.forward
+    """True for a DwsCNN (or subclass) that the fast CPU predictor and the ONNX builder reproduce.
+
+    That is, its ``forward`` is DwsCNN's own (which applies
+    :meth:`~skasc.nn.DwsCNN.layers`) and every layer of that list is of a
+    kind they know (none :class:`~skasc._layers.Opaque`).  A subclass that
+    only adds known layers to :attr:`~skasc.nn.DwsCNN.LAYERS` stays plain.
+    """
+    return (isinstance(module, DwsCNN) and type(module).forward is DwsCNN.forward
+            and all_known(module.layers()))

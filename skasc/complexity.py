@@ -54,13 +54,9 @@ import torch
 import torchinfo
 from torch import nn
 
+from ._complexity_render import render_markdown, render_text
 from ._networks import held_networks
-from ._table import format_table
 from .nn import _check_input_shape
-
-#: Columns of the Table-1-like report (text and Markdown).
-_TABLE_HEADER = ("Layer", "Type", "Output shape", "Params", "MACs")
-_TABLE_ALIGN = ("l", "l", "l", "r", "r")
 
 __all__ = [
     "MAC_LIMIT",
@@ -257,18 +253,6 @@ def count_params_macs(module, input_shape):
 # --------------------------------------------------------------------------
 
 
-def _fmt_int(n):
-    return f"{n:,}" if n else "-"
-
-
-def _fmt_shape(shape):
-    if not shape:  # a container that is never called itself (ModuleList)
-        return "-"
-    if len(shape) == 1:
-        return str(shape[0])
-    return "(" + ", ".join(str(s) for s in shape) + ")"
-
-
 class ComplexityReport:
     """Parameters, MACs and parameter memory of a model, per layer and in total.
 
@@ -457,48 +441,6 @@ class ComplexityReport:
         """The report as a JSON string (``kwargs`` go to :func:`json.dumps`)."""
         return json.dumps(self.to_dict(), **kwargs)
 
-    def _table_rows(self, show_children):
-        rows = self.layers if show_children else self.rows
-        if not rows:
-            return []
-        top = min(r.depth for r in rows)
-        return [
-            (
-                "  " * (r.depth - top) + r.name,
-                r.type,
-                _fmt_shape(r.output_shape),
-                _fmt_int(r.params),
-                _fmt_int(r.macs),
-            )
-            for r in rows
-        ]
-
-    def _limit_lines(self):
-        ok = {True: "PASS", False: "FAIL"}
-        lines = [
-            (
-                "MACs",
-                f"{self.total_macs:,}",
-                f"{self.mac_limit:,}",
-                ok[self.within_mac_limit],
-            )
-        ]
-        for key, nbytes in self.param_bytes.items():
-            lines.append(
-                (
-                    f"parameter memory ({key})",
-                    f"{nbytes:,} B",
-                    f"{self.param_limit_bytes:,} B",
-                    ok[nbytes <= self.param_limit_bytes],
-                )
-            )
-        return lines
-
-    def _header(self):
-        shape = "" if self.input_shape is None else f", input (C, F, T) = {self.input_shape}"
-        members = f", sum of {len(self.members)} members" if self.members else ""
-        return f"Complexity of {self.model_name}{shape}{members}"
-
     def to_string(self, show_children=False):
         """Aligned text table like the paper's Table 1, with totals and limits.
 
@@ -512,30 +454,7 @@ class ComplexityReport:
         -------
         str
         """
-        total = ("Total", "", "", f"{self.total_params:,}", f"{self.total_macs:,}")
-        table = format_table(_TABLE_HEADER, self._table_rows(show_children), _TABLE_ALIGN,
-                             footer=[total])
-        lines = [self._header(), table, ""]
-        if self.per_model:
-            lines.append("Deployed networks, per model (the limits apply to each; the table is the "
-                         "largest's):")
-            lines.append(format_table(
-                ["model", "Params", "MACs"],
-                [[name, f"{r.total_params:,}", f"{r.total_macs:,}"] for name, r in self.per_model.items()]))
-            lines.append("")
-        pb = self.param_bytes
-        lines.append(
-            "Parameter memory: "
-            + ", ".join(f"{pb[k]:,} B ({k})" for k in BYTES_PER_PARAM)
-        )
-        lines.append("DCASE 2023 Task 1 limits:")
-        lim = self._limit_lines()
-        w0 = max(len(x[0]) for x in lim)
-        w1 = max(len(x[1]) for x in lim)
-        w2 = max(len(x[2]) for x in lim)
-        for name, value, limit, verdict in lim:
-            lines.append(f"  {name:<{w0}}  {value:>{w1}} / {limit:>{w2}} max  {verdict}")
-        return "\n".join(lines)
+        return render_text(self, show_children)
 
     def __str__(self):
         return self.to_string()
@@ -558,20 +477,7 @@ class ComplexityReport:
         -------
         str
         """
-        rows = []
-        for name, typ, shape, params, macs in self._table_rows(show_children):
-            indent = len(name) - len(name.lstrip(" "))
-            rows.append(["&nbsp;" * indent + name.lstrip(" "), typ, shape, params, macs])
-        total = ["**Total**", "", "", f"**{self.total_params:,}**", f"**{self.total_macs:,}**"]
-        lines = [
-            f"**{self._header()}**",
-            "",
-            format_table(_TABLE_HEADER, rows, _TABLE_ALIGN, markdown=True, footer=[total]),
-            "",
-            format_table(["Limit (DCASE 2023 Task 1)", "Value", "Limit", "Verdict"],
-                         self._limit_lines(), ["l", "r", "r", "l"], markdown=True),
-        ]
-        return "\n".join(lines)
+        return render_markdown(self, show_children)
 
 
 # --------------------------------------------------------------------------

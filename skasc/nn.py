@@ -22,6 +22,11 @@ Output      Flatten (``flatten``)        --         180
 
 Total: 31,260 parameters at ``hidden=18`` (2,318,678 at ``hidden=256``, the
 paper's teacher size).
+
+The order of the layers is written once, in :attr:`DwsCNN.LAYERS` (and
+:attr:`DwBlock.LAYERS` inside a block): :meth:`DwsCNN.layers` turns it into
+the layer specs of :mod:`skasc._layers`, which the network's ``forward``,
+the fast CPU predictor and the ONNX export all walk.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from numbers import Integral
 
 import torch
 from torch import nn
+
+from ._layers import Residual, Standardize, describe, run_layers
 
 __all__ = ["DwBlock", "DwsCNN"]
 
@@ -84,6 +91,13 @@ def _pooled(size, kernel):
     return tuple(s // k for s, k in zip(size, kernel))
 
 
+def _describe(name, module):
+    """The layer spec of a submodule: a :class:`DwBlock` is a residual block."""
+    if isinstance(module, DwBlock) and type(module).forward is DwBlock.forward:
+        return Residual(name, module)
+    return describe(name, module)
+
+
 class DwBlock(nn.Module):
     """Residual depthwise-separable block of the seed paper (its Figure 1).
 
@@ -103,6 +117,9 @@ class DwBlock(nn.Module):
 
     Attributes
     ----------
+    LAYERS : tuple of str
+        Class attribute: the submodules of the two units, in the order
+        ``forward`` applies them before adding the residual.
     bn1, bn2 : torch.nn.BatchNorm2d
         Batch normalisations opening each unit.
     relu1, relu2 : torch.nn.ReLU
@@ -122,6 +139,9 @@ class DwBlock(nn.Module):
     >>> block(torch.zeros(2, 18, 51, 10)).shape
     torch.Size([2, 18, 51, 10])
     """
+
+    #: The two units, in order (see :meth:`layers`).
+    LAYERS = ("bn1", "relu1", "dw_conv1", "pw_conv1", "bn2", "relu2", "dw_conv2", "pw_conv2")
 
     def __init__(self, channels):
         super().__init__()
@@ -153,9 +173,21 @@ class DwBlock(nn.Module):
         torch.Tensor of shape (N, channels, F, T)
             ``x`` plus the output of the two units.
         """
-        out = self.pw_conv1(self.dw_conv1(self.relu1(self.bn1(x))))
-        out = self.pw_conv2(self.dw_conv2(self.relu2(self.bn2(out))))
-        return x + out
+        return x + run_layers(self.layers(), x)
+
+    def layers(self, prefix=""):
+        """The two units as layer specs (:mod:`skasc._layers`), in the order of :attr:`LAYERS`.
+
+        Parameters
+        ----------
+        prefix : str, default=""
+            Put before each submodule name (``"dw1."`` inside a network).
+
+        Returns
+        -------
+        list of skasc._layers.Layer
+        """
+        return [_describe(prefix + name, getattr(self, name)) for name in self.LAYERS]
 
     def extra_repr(self):
         return f"channels={self.channels}"
@@ -204,6 +236,11 @@ class DwsCNN(nn.Module):
 
     Attributes
     ----------
+    LAYERS : tuple of str
+        Class attribute: the names of the submodules in the order of the
+        forward pass (see :meth:`layers`).  A subclass adding a layer
+        creates it in ``__init__`` and names it here, in its place; the
+        forward pass, the fast CPU predictor and the ONNX export follow.
     input_shape : tuple of int
         The validated ``(C, F, T)``.
     pool1_kernel, pool2_kernel : tuple of int
@@ -251,6 +288,10 @@ class DwsCNN(nn.Module):
     >>> tiny.pool1_kernel, tiny.pool2_kernel, tiny.flat_features
     ((1, 5), (1, 2), 18)
     """
+
+    #: The forward pass, in the order of Table 1 (see :meth:`layers`).
+    LAYERS = ("input_conv", "dw1", "pool1", "dw2_conv", "dw2", "dw3", "pool2", "flatten",
+              "fc1", "act", "fc2")
 
     def __init__(
         self,
@@ -342,18 +383,32 @@ class DwsCNN(nn.Module):
                 f"DwsCNN expects input of shape (N, {', '.join(map(str, self.input_shape))})"
                 f" (N, C, F, T), got {tuple(x.shape)}."
             )
-        x = (x - self.input_mean) * self.input_scale
-        x = self.input_conv(x)
-        x = self.dw1(x)
-        x = self.pool1(x)
-        x = self.dw2_conv(x)
-        x = self.dw2(x)
-        x = self.dw3(x)
-        x = self.pool2(x)
-        x = self.flatten(x)
-        x = self.fc1(x)
-        x = self.act(x)
-        return self.fc2(x)
+        return run_layers(self.layers(), x)
+
+    def layers(self):
+        """The forward pass as an ordered list of layer specs (:mod:`skasc._layers`).
+
+        The per-band input standardisation, then the submodules named in
+        :attr:`LAYERS`, each described by its kind (a :class:`DwBlock` as a
+        residual block whose body is its :meth:`DwBlock.layers`).  The
+        network's ``forward`` applies this list; the fast CPU predictor
+        (:class:`skasc._inference.FastPredictor`) and the ONNX export
+        (:func:`skasc.export.export_onnx`) are built from it.
+
+        Returns
+        -------
+        list of skasc._layers.Layer
+
+        Examples
+        --------
+        >>> from skasc.nn import DwsCNN
+        >>> DwsCNN().layers()[:4]
+        [Standardize('standardize'), Conv('input_conv'), Residual('dw1'), MaxPool('pool1')]
+        >>> DwsCNN().layers()[2].body[:3]
+        [BatchNorm('dw1.bn1'), ReLU('dw1.relu1'), Conv('dw1.dw_conv1')]
+        """
+        return [Standardize("standardize", self.input_mean, self.input_scale)] + [
+            _describe(name, getattr(self, name)) for name in self.LAYERS]
 
     def extra_repr(self):
         return (

@@ -13,8 +13,8 @@ import skasc
 PACKAGE = pathlib.Path(skasc.__file__).parent
 
 
-def _module_name(path):
-    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+def _module_name(path, package=PACKAGE):
+    rel = path.relative_to(package.parent).with_suffix("")
     parts = list(rel.parts)
     if parts[-1] == "__init__":
         parts.pop()
@@ -27,9 +27,15 @@ def _resolve(current, is_package, level, module):
     return ".".join(base + ([module] if module else []))
 
 
-def import_graph():
-    """{module: set of skasc modules it imports}."""
-    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+def import_graph(package=PACKAGE):
+    """{module: set of the package's modules it imports}.
+
+    A package's ``__init__`` counts as a module like the others: importing
+    its children is a dependency of it (they run when it is imported), and
+    a child importing the package (``from . import __version__``) closes a
+    loop through it.
+    """
+    modules = {_module_name(p, package): p for p in package.rglob("*.py")}
     graph = {}
     for name, path in modules.items():
         is_package = path.name == "__init__.py"
@@ -43,10 +49,7 @@ def import_graph():
                     edges.add(sub if sub in modules else target)
             elif isinstance(node, ast.Import):
                 edges.update(a.name for a in node.names)
-        # a package's __init__ re-exports its children: not a dependency of theirs
-        graph[name] = {e for e in edges if e in modules and e != name
-                       and not (is_package and e.startswith(name + "."))
-                       and not e == "skasc"}
+        graph[name] = {e for e in edges if e in modules and e != name}
     return graph
 
 
@@ -80,6 +83,17 @@ def test_imports_between_modules_have_no_cycle():
     assert "skasc.classifiers" in graph and graph["skasc.export"], "the scan found no imports"
     cycle = _find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_a_loop_through_a_package_init_is_a_cycle(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from .child import f\n__version__ = '1'\n")
+    (pkg / "child.py").write_text("def f():\n    from . import __version__\n")
+    assert _find_cycle(import_graph(pkg)) == ["pkg", "pkg.child", "pkg"]
+    (pkg / "_version.py").write_text("__version__ = '1'\n")
+    (pkg / "child.py").write_text("from ._version import __version__\n")
+    assert _find_cycle(import_graph(pkg)) is None
 
 
 def test_the_cycle_finder_finds_a_cycle():
