@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-__all__ = ["n_workers", "auto_chunk", "prime_malloc", "run_chunked", "check_batch"]
+__all__ = ["n_workers", "auto_chunk", "run_chunked", "check_batch"]
 
 #: Bytes of one full-resolution feature map a chunk should stay under (L2).
 CHUNK_BYTES = 2_000_000
@@ -28,33 +28,6 @@ def n_workers(n_threads):
 def auto_chunk(act_bytes):
     """Clips per chunk so that one chunk's feature map stays under :data:`CHUNK_BYTES`."""
     return int(min(MAX_CHUNK, max(1, CHUNK_BYTES // max(1, int(act_bytes)))))
-
-
-_MALLOC_PRIMED = False
-
-
-def prime_malloc():
-    """Raise glibc's dynamic mmap/trim thresholds to their maximum, once.
-
-    glibc serves allocations above its mmap threshold (initially 128 KB)
-    with fresh ``mmap`` s and returns freed heap tops above the trim
-    threshold to the OS; the thresholds grow to the size of the largest
-    mmapped block freed so far (at most 32 MB).  In a fresh process every
-    feature map of a few MB is then a new mapping, and each of its pages
-    costs a page fault when first written (~1,000 per clip at the paper's
-    size, which halved the throughput on a virtual machine).  Allocating
-    and freeing one 31 MB block lifts both thresholds as a long-running
-    process would; glibc then keeps up to ~62 MB of freed memory for reuse.
-    """
-    global _MALLOC_PRIMED
-    if _MALLOC_PRIMED:
-        return
-    _MALLOC_PRIMED = True
-    try:
-        block = torch.empty(31 * 2**20, dtype=torch.uint8)  # pages are not touched
-        del block
-    except Exception:  # pragma: no cover
-        pass
 
 
 def run_chunked(fn, x, chunk_size, workers, torch_workers=True):

@@ -13,9 +13,10 @@ and the command that gives them are in the README's Performance section
    layers (input convolution, first block, first pooling) therefore run on
    ``chunk_size`` clips at a time (2 at the paper's size: ~2 MB maps, in
    L2), the low-resolution rest on up to 16 clips at once, whatever batch
-   the predictor is given.  The first use also lifts glibc's dynamic mmap
-   threshold (:func:`prime_malloc`), which removes the remaining page
-   faults of few-MB maps in a fresh process (2.5x on its own).
+   the predictor is given.  The first use also settles glibc's mmap
+   threshold at 32 MB (:func:`skasc._allocator.settle_thresholds`), which
+   removes the remaining page faults of few-MB maps in a fresh process
+   (2.5x on its own).
 2. **Data-parallel workers.**  ``n_threads`` Python threads each run whole
    work units with one intra-op thread (PyTorch and ONNX Runtime release
    the GIL), instead of splitting every layer between threads: no barrier
@@ -51,7 +52,8 @@ import weakref
 import numpy as np
 import torch
 
-from ._chunking import auto_chunk, check_batch, n_workers, prime_malloc, run_chunked
+from ._allocator import settle_thresholds
+from ._chunking import auto_chunk, check_batch, n_workers, run_chunked
 from ._folded import FoldedDwsCNN as _FoldedDwsCNN  # tests patch it under this name
 from ._onnx import OrtRunner, onnx_model_bytes
 from ._ops import FUSIONS, fuse_logits, is_plain_dwscnn
@@ -304,7 +306,7 @@ class FastPredictor:
         if self._runtime is not None:
             return self._runtime
         rt = {"fused": False}
-        prime_malloc()
+        settle_thresholds()
         if self.backend == "onnxruntime":
             rt["ort"] = OrtRunner(self._onnx_bytes, self.input_shape, n_threads=self.n_threads,
                                   chunk_size=self.chunk_size)

@@ -25,7 +25,8 @@ import warnings
 import numpy as np
 import torch
 
-from ._chunking import auto_chunk, check_batch, n_workers, prime_malloc, run_chunked
+from ._allocator import settle_thresholds
+from ._chunking import auto_chunk, check_batch, n_workers, run_chunked
 from ._layers import (BatchNorm, Conv, Flatten, GlobalAvgPool, Linear, MaxPool, ReLU, Residual,
                       Standardize)
 from ._ops import (FusedNetworks, fold_bn_into_conv, fuse_logits, inference_steps,
@@ -329,7 +330,7 @@ class OrtRunner:
         so.log_severity_level = 3
         self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        prime_malloc()
+        settle_thresholds()
 
     def _chunk(self, x):
         return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])

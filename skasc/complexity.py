@@ -56,7 +56,7 @@ from torch import nn
 
 from ._complexity_render import render_markdown, render_text
 from ._networks import held_networks
-from .nn import _check_input_shape
+from .nn import check_input_shape
 
 __all__ = [
     "MAC_LIMIT",
@@ -244,7 +244,7 @@ def count_params_macs(module, input_shape):
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
-    _, params, macs = _trace(module, _check_input_shape(input_shape))
+    _, params, macs = _trace(module, check_input_shape(input_shape))
     return params, macs
 
 
@@ -493,7 +493,7 @@ def _module_report(module, input_shape, name, limits):
                 f"input_shape is required: {type(module).__name__} has no "
                 "`input_shape` attribute; pass input_shape=(C, F, T)."
             )
-    input_shape = _check_input_shape(input_shape)
+    input_shape = check_input_shape(input_shape)
     layers, params, macs = _trace(module, input_shape)
     return ComplexityReport(layers, params, macs, input_shape, name, **limits)
 
@@ -647,7 +647,7 @@ def complexity_report(
     if isinstance(obj, nn.Module):
         return _module_report(obj, input_shape, type(obj).__name__, limits)
     if input_shape is not None:
-        input_shape = _check_input_shape(input_shape)
+        input_shape = check_input_shape(input_shape)
     if hasattr(obj, "device_estimators_") and hasattr(obj, "general_estimator_"):
         # one network per device is deployed, not their sum: report each, and the largest
         models = {"general": obj.general_estimator_, **obj.device_estimators_}

@@ -58,7 +58,7 @@ def _check_positive_int(value, name):
     return int(value)
 
 
-def _check_input_shape(input_shape):
+def check_input_shape(input_shape):
     """Validate the shape ``(C, F, T)`` of one example; return it as a tuple of ints.
 
     Shared by the network and :mod:`skasc.complexity`.
@@ -304,7 +304,7 @@ class DwsCNN(nn.Module):
         super().__init__()
         self.n_classes = _check_positive_int(n_classes, "n_classes")
         self.hidden = _check_positive_int(hidden, "hidden")
-        self.input_shape = _check_input_shape(input_shape)
+        self.input_shape = check_input_shape(input_shape)
         self.linear_hidden = _check_positive_int(linear_hidden, "linear_hidden")
         act_key = (
             "identity"

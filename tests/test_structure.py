@@ -99,3 +99,41 @@ def test_a_loop_through_a_package_init_is_a_cycle(tmp_path):
 def test_the_cycle_finder_finds_a_cycle():
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+#: The longest a module of skasc may be: past it, a module holds more than one job.
+MAX_MODULE_LINES = 700
+
+
+def test_every_module_is_small_enough_to_have_one_job():
+    sizes = {p.relative_to(PACKAGE.parent).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
+             for p in PACKAGE.rglob("*.py")}
+    assert len(sizes) > 40, "the scan found too few modules"
+    too_long = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not too_long, f"modules over {MAX_MODULE_LINES} lines: {too_long}"
+
+
+def _private_names_imported_across_modules():
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("skasc")):
+                found += [f"{path.name}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_private_name_is_imported_from_another_module():
+    # a name one module shares with another is public in its (private) module
+    assert _private_names_imported_across_modules() == []
+
+
+def test_one_content_hash_and_one_atomic_write():
+    uses = {}
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for marker in ("import hashlib", "os.replace(", "def write_atomically"):
+            if marker in text:
+                uses.setdefault(marker, []).append(path.name)
+    assert uses["import hashlib"] == ["_hashing.py"]
+    assert uses["os.replace("] == ["_files.py"] and uses["def write_atomically"] == ["_files.py"]
