@@ -54,10 +54,10 @@ class DwsCNNClassifier(NetworkClassifier):
         Train a ``torch.compile``-d network (skorch's ``compile=True``, one
         graph per batch size).  The compiled training step fuses the
         BatchNorm, ReLU and residual passes and runs faster than eager
-        (``benchmarks/bench_training.py --compile``; figures in the README),
-        after a one-off compilation of about a minute on a 2-core CPU
-        (cached on disk by torch for later processes): worth it for long
-        runs, not for a few epochs.  It needs a C++ compiler on CPU.  Each
+        (``benchmarks/bench_training.py --compile``; figures, including the
+        one-off compilation time, in the README), after a one-off
+        compilation (cached on disk by torch for later processes): worth it
+        for long runs, not for a few epochs.  It needs a C++ compiler on CPU.  Each
         step equals eager's up to floating-point noise (which Adam amplifies
         over a run like any change of summation order); the fitted
         ``module_`` is the plain network, and the checkpoint fingerprint

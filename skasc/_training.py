@@ -375,7 +375,7 @@ def precomputed_teacher_outputs(logits, features, step=1):
         rows = order[first]
         table = {int(p): logits[r] for p, r in zip(pos, rows)}
         # hold the end values out to each recording's first and last drawable start
-        for lo, hi in np.unique(np.stack([features.rec_start, features.rec_stop], 1), axis=0):
+        for lo, hi in features.recording_spans():
             inside = pos[(pos >= lo) & (pos <= hi - width)]
             table.setdefault(int(lo), table[int(inside[0])])
             table.setdefault(int(hi - width), table[int(inside[-1])])

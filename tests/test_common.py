@@ -158,6 +158,40 @@ def test_parameters_declared_and_validated(estimator):
     check_param_validation(type(estimator).__name__, estimator)
 
 
+def test_onnx_classifier_parameters_declared_and_validated(tmp_path, toy_logmels):
+    """scikit-learn's check_param_validation, at construction: OnnxClassifier
+    wraps a file and has no fit, so the check's own fit-time route is redone
+    here on its constructor."""
+    pytest.importorskip("onnxruntime")
+    from skasc.export import OnnxClassifier, export_onnx
+
+    X, y = toy_logmels()
+    onnx_file = export_onnx(DwsCNNClassifier(hidden=4, max_epochs=1, random_state=0).fit(X, y),
+                            tmp_path / "model.onnx")
+    from sklearn.utils._param_validation import (InvalidParameterError, generate_invalid_param_val,
+                                                 make_constraint)
+
+    valid = {"path": onnx_file, "n_threads": 2, "chunk_size": 3}
+    assert set(OnnxClassifier._parameter_constraints) == set(valid)
+    assert OnnxClassifier(**valid).n_threads == 2
+    OnnxClassifier(str(onnx_file), n_threads=None, chunk_size=None)
+    bad_type = type("BadType", (), {})()
+    for name, constraints in OnnxClassifier._parameter_constraints.items():
+        match = rf"The '{name}' parameter of OnnxClassifier must be .* Got .* instead."
+        with pytest.raises(InvalidParameterError, match=match):
+            OnnxClassifier(**{**valid, name: bad_type})
+        for constraint in map(make_constraint, constraints):
+            try:
+                bad_value = generate_invalid_param_val(constraint)
+            except NotImplementedError:
+                continue
+            with pytest.raises(InvalidParameterError, match=match):
+                OnnxClassifier(**{**valid, name: bad_value})
+    for name, value in (("n_threads", 0), ("chunk_size", -1), ("n_threads", 1.5)):
+        with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
+            OnnxClassifier(**{**valid, name: value})
+
+
 def test_every_public_estimator_is_checked():
     public = {
         name for name in skasc.__all__

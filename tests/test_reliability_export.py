@@ -268,30 +268,3 @@ def test_onnx_pickled_classifier_refuses_a_changed_file(fitted_models, toy, tmp_
     export_onnx(fitted_models["EnsembleTeacher"], path)  # same labels, other model
     with pytest.raises(ValueError, match=re.escape(str(path)) + ".*changed"):
         pickle.loads(blob).predict(X)
-
-
-@needs_onnx
-def test_onnx_parameter_validation(onnx_file):
-    """scikit-learn's check_param_validation, at construction (there is no fit)."""
-    from sklearn.utils._param_validation import (InvalidParameterError, generate_invalid_param_val,
-                                                 make_constraint)
-
-    valid = {"path": onnx_file, "n_threads": 2, "chunk_size": 3}
-    assert set(OnnxClassifier._parameter_constraints) == set(valid)
-    assert OnnxClassifier(**valid).n_threads == 2
-    OnnxClassifier(str(onnx_file), n_threads=None, chunk_size=None)
-    bad_type = type("BadType", (), {})()
-    for name, constraints in OnnxClassifier._parameter_constraints.items():
-        match = rf"The '{name}' parameter of OnnxClassifier must be .* Got .* instead."
-        with pytest.raises(InvalidParameterError, match=match):
-            OnnxClassifier(**{**valid, name: bad_type})
-        for constraint in map(make_constraint, constraints):
-            try:
-                bad_value = generate_invalid_param_val(constraint)
-            except NotImplementedError:
-                continue
-            with pytest.raises(InvalidParameterError, match=match):
-                OnnxClassifier(**{**valid, name: bad_value})
-    for name, value in (("n_threads", 0), ("chunk_size", -1), ("n_threads", 1.5)):
-        with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
-            OnnxClassifier(**{**valid, name: value})
