@@ -245,7 +245,7 @@ class NetworkClassifier(SceneClassifierMixin, ClassifierMixin, BaseEstimator):
                 if not (np.isfinite(mean).all() and np.isfinite(std).all()):
                     raise ValueError(
                         f"X holds values too large to standardize (largest magnitude "
-                        f"{np.abs(features.store).max():.3g}): the band statistics overflow float32; "
+                        f"{features.abs_max():.3g}): the band statistics overflow float32; "
                         "check the features' scale"
                     )
                 plain_module(self.net_.module_).set_input_normalization(mean, std)

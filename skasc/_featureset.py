@@ -31,6 +31,8 @@ import dataclasses
 import numpy as np
 import torch
 
+from ._disk_store import DiskStore
+
 __all__ = [
     "AudioSet",
     "FeatureSet",
@@ -294,10 +296,12 @@ class FeatureSet:
 
     def __init__(self, store, rec_start, rec_stop, row_start, width, augmentations=(),
                  resampled=None, variants=None, audio_link=None):
-        store = np.asarray(store)
-        if store.ndim != 2:
-            raise ValueError(f"store must be 2-D (frames, bands), got shape {store.shape}")
-        self.store = np.ascontiguousarray(store, dtype=np.float32)
+        if not isinstance(store, DiskStore):  # a disk store stays on disk
+            store = np.asarray(store)
+            if store.ndim != 2:
+                raise ValueError(f"store must be 2-D (frames, bands), got shape {store.shape}")
+            store = np.ascontiguousarray(store, dtype=np.float32)
+        self.store = store
         self.rec_start = np.asarray(rec_start, dtype=np.int64)
         self.rec_stop = np.asarray(rec_stop, dtype=np.int64)
         self.row_start = np.asarray(row_start, dtype=np.int64)
@@ -399,6 +403,8 @@ class FeatureSet:
         """Features of ``rows`` at frame ``starts``, shape (n, bands, width)."""
         rows = np.arange(len(self)) if rows is None else np.asarray(rows)
         starts = self.row_start[rows] if starts is None else np.asarray(starts)
+        if isinstance(self.store, DiskStore):
+            return self.store.windows(starts, self.width).transpose(0, 2, 1)
         frames = starts[:, None] + np.arange(self.width)
         return self.store[frames].transpose(0, 2, 1)
 
@@ -420,9 +426,26 @@ class FeatureSet:
 
     def band_statistics(self):
         """Mean and standard deviation of each band over the frames of the
-        rows' recordings, each recording counted once."""
+        rows' recordings, each recording counted once (float32).
+
+        A :class:`~skasc._disk_store.DiskStore` is read recording by
+        recording, the sums kept in float64: memory holds one recording.
+        """
+        if isinstance(self.store, DiskStore):
+            n, total, squares = 0, np.zeros(self.n_bands), np.zeros(self.n_bands)
+            for a, b in self.recording_spans():
+                frames = self.store[a:b].astype(np.float64)
+                n, total, squares = n + len(frames), total + frames.sum(0), squares + (frames**2).sum(0)
+            mean = total / max(n, 1)
+            std = np.sqrt(np.maximum(squares / max(n, 1) - mean**2, 0.0))
+            return mean.astype(np.float32), std.astype(np.float32)
         frames = self.store[np.concatenate([np.arange(a, b) for a, b in self.recording_spans()])]
         return frames.mean(axis=0), frames.std(axis=0)
+
+    def abs_max(self):
+        """Largest magnitude in the rows' recordings (read recording by recording)."""
+        return max((float(np.abs(self.store[a:b]).max()) for a, b in self.recording_spans() if b > a),
+                   default=0.0)
 
     def source_starts(self, rows, starts):
         """The window starts of the original recordings that ``starts`` (as

@@ -24,6 +24,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.history import History
 
+from ._disk_store import DiskStore
 from ._featureset import FeatureSet
 from ._files import write_atomically
 from ._hashing import Hasher, digest
@@ -79,12 +80,15 @@ class BatchDrawer:
         self.teacher_outputs = teacher_outputs
         self.temperature = float(temperature)
         # on CPU this shares the FeatureSet's memory; on a GPU the features
-        # are copied there once and every batch is drawn on the device
-        with warnings.catch_warnings():
-            # a read-only (e.g. joblib memory-mapped) store is fine: batches
-            # are gathered into new tensors, the store is never written
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            self.store = torch.as_tensor(features.store).to(device)
+        # are copied there once and every batch is drawn on the device.  A
+        # store on disk stays there: each batch reads its windows
+        self.store = None
+        if not isinstance(features.store, DiskStore):
+            with warnings.catch_warnings():
+                # a read-only (e.g. joblib memory-mapped) store is fine: batches
+                # are gathered into new tensors, the store is never written
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                self.store = torch.as_tensor(features.store).to(device)
         self.epoch = 0
         self._batch = 0
 
@@ -104,9 +108,9 @@ class BatchDrawer:
     def __call__(self, items):
         rows = np.fromiter((int(i) for i, _ in items), dtype=np.int64, count=len(items))
         labels = torch.as_tensor(np.fromiter((int(t) for _, t in items), np.int64, len(items)),
-                                 device=self.store.device)
+                                 device=self.device)
         rng = self.rng()
-        batch = draw_batch(self.features, rows, rng, self.store)
+        batch = draw_batch(self.features, rows, rng, self.store, self.device)
         batch.targets = [F.one_hot(labels, self.n_classes).to(torch.float32)]
         if self.teacher_outputs is not None:
             # probabilities, not logits, are mixed: the soft target of a mix
@@ -435,8 +439,12 @@ def training_fingerprint(features, y, description, extra_arrays=()):
     is pickled): about 1 GB/s.
     """
     h = Hasher().update(description)
-    for a, b in features.recording_spans():
-        h.update(features.store[a:b])  # consecutive rows of a C-contiguous store
+    disk = isinstance(features.store, DiskStore)
+    if disk:  # its key stands for its content (the audio's digests and the parameters)
+        h.update(f"disk store {features.store.key}:", features.recording_spans())
+    else:
+        for a, b in features.recording_spans():
+            h.update(features.store[a:b])  # consecutive rows of a C-contiguous store
     for array in (features.rec_start, features.rec_stop, features.row_start, np.asarray(y)):
         h.update(np.asarray(array, dtype=np.int64))
     variants = getattr(features, "variants", None)
@@ -446,8 +454,9 @@ def training_fingerprint(features, y, description, extra_arrays=()):
         r, k = np.nonzero(variants > 0)
         off = variants[r, k]
         copies = np.stack([features.rec_start[r] + off, features.rec_stop[r] + off], axis=1)
-        for a, b in np.unique(copies.reshape(-1, 2), axis=0):
-            h.update(features.store[a:b])
+        if not disk:
+            for a, b in np.unique(copies.reshape(-1, 2), axis=0):
+                h.update(features.store[a:b])
     h.update(repr((features.width, features.n_bands, features.augmentations)))
     for array in extra_arrays:
         h.update(array)

@@ -100,11 +100,13 @@ def draw_starts(features, rows, rng):
     return batch.starts
 
 
-def draw_batch(features, rows, rng, store):
+def draw_batch(features, rows, rng, store, device="cpu"):
     """One random training view of ``rows``: the only place batches are drawn.
 
     ``store`` is ``torch.as_tensor(features.store)``, possibly on a GPU: the
-    batch is gathered and changed on that device, with one gather and one
+    batch is gathered and changed on that device (a store on disk, ``store``
+    None, is read for the batch's windows and the batch moved to
+    ``device``), with one gather and one
     transposing copy (the masks are then written in place into the
     contiguous batch; on a strided view they cost more than the copies they
     save).
@@ -120,9 +122,12 @@ def draw_batch(features, rows, rng, store):
     for aug in augmentations:
         if aug.stage < GATHER:
             aug.draw(batch, rng)
-    device = store.device
-    frames = torch.as_tensor(batch.starts, device=device)[:, None] + torch.arange(features.width, device=device)
-    x = store.index_select(0, frames.reshape(-1)).view(len(batch), features.width, -1)
+    if store is None:  # on disk: (n, width, bands) read from the file
+        x = torch.from_numpy(features.store.windows(batch.starts, features.width)).to(device)
+    else:
+        device = store.device
+        frames = torch.as_tensor(batch.starts, device=device)[:, None] + torch.arange(features.width, device=device)
+        x = store.index_select(0, frames.reshape(-1)).view(len(batch), features.width, -1)
     batch.x = x.transpose(1, 2).contiguous()
     for aug in augmentations:
         if aug.stage >= GATHER:
