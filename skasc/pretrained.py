@@ -26,6 +26,7 @@ from ._dwscnn_classifier import DwsCNNClassifier
 from ._rows import is_path_array
 from .preprocessing import CropAugmentation, MaskAugmentation
 from .preprocessing._input import audio_set
+from .preprocessing._logmel import locate_rows
 from .preprocessing._recording_audio import load_recording, read_units
 
 __all__ = ["PretrainedClassifier", "efficientat_features"]
@@ -95,9 +96,7 @@ def efficientat_features(audio, *, verbose=0):
         from tqdm.auto import tqdm
 
         it = tqdm(used, desc="EfficientAT front end", unit="recording")
-    parts, rec_frames, piece_offsets = [], {}, {}
-    widths = {}
-    pos = 0
+    parts, placement, pos = [], {}, 0
     with torch.inference_mode():
         for r in it:
             signal, lengths = _recording_signal(audio.recordings[r], audio.sr)
@@ -105,28 +104,11 @@ def efficientat_features(audio, *, verbose=0):
                 signal = np.pad(signal, (0, _MIN_SAMPLES - len(signal)))
             mel = front(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))[None])[0]
             parts.append(mel.T.contiguous().numpy())
-            rec_frames[r] = (pos, pos + mel.shape[1])
+            placement[r] = (pos, mel.shape[1], np.asarray(lengths, dtype=np.int64), [])
             pos += mel.shape[1]
-            piece_offsets[r] = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-            widths[r] = [EfficientATFrontEnd.n_frames(max(int(n), _MIN_SAMPLES)) for n in lengths]
     store = np.concatenate(parts) if parts else np.zeros((0, EfficientATFrontEnd.n_mels), np.float32)
-    n = len(audio)
-    rec_start, rec_stop, row_start = (np.empty(n, np.int64) for _ in range(3))
-    row_width = np.empty(n, np.int64)
-    for i in range(n):
-        r, k = audio.row_recording[i], audio.row_piece[i]
-        rec_start[i], rec_stop[i] = rec_frames[r]
-        row_start[i] = rec_start[i] + piece_offsets[r][k] // EfficientATFrontEnd.hop_length
-        row_width[i] = widths[r][k]
-    if n and len(np.unique(row_width)) > 1:
-        values, counts = np.unique(row_width, return_counts=True)
-        odd = int(np.flatnonzero(row_width != values[np.argmax(counts)])[0])
-        raise ValueError(
-            f"clips have different durations ({sorted(values.tolist())} frames at 32 kHz); all "
-            f"rows must have the same duration: row {odd} gives {row_width[odd]} frames")
-    width = int(row_width[0]) if n else 1
-    row_start = np.minimum(row_start, rec_stop - width)
-    return FeatureSet(store, rec_start, rec_stop, row_start, width)
+    return locate_rows(audio, placement, store, EfficientATFrontEnd.hop_length,
+                       frames_of=lambda n: EfficientATFrontEnd.n_frames(max(n, _MIN_SAMPLES)))
 
 
 class PretrainedClassifier(NetworkClassifier):

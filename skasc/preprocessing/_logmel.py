@@ -423,14 +423,20 @@ def _assemble(audio, per_rec, hop, irs=None):
     return locate_rows(audio, placement, store, hop, irs)
 
 
-def locate_rows(audio, placement, store, hop, irs=None):
+def locate_rows(audio, placement, store, hop, irs=None, frames_of=None):
     """The FeatureSet of ``audio``'s rows on ``store``.
 
     ``placement[r]`` is ``(first frame, frames, piece lengths in samples,
-    first frame of each variant)`` of recording ``r`` in the store.  With
+    first frame of each variant)`` of recording ``r`` in the store; a
+    clip of ``n`` samples has ``frames_of(n)`` frames (default: centred
+    frames, ``1 + n // hop``) and starts at frame ``offset // hop``.  With
     impulse responses ``irs``, the FeatureSet gets each row's variant
     offsets and an :class:`~skasc.ImpulseResponseAugmentation`.
     """
+    if frames_of is None:
+        def frames_of(n):
+            return 1 + n // hop
+
     n = len(audio)
     rec_start = np.empty(n, np.int64)
     rec_stop = np.empty(n, np.int64)
@@ -440,7 +446,7 @@ def locate_rows(audio, placement, store, hop, irs=None):
         r, k = audio.row_recording[i], audio.row_piece[i]
         start, frames, lengths = placement[r][:3]
         offset = int(np.sum(lengths[:k]))
-        widths[i] = 1 + int(lengths[k]) // hop
+        widths[i] = frames_of(int(lengths[k]))
         rec_start[i] = start
         rec_stop[i] = start + frames
         # a clip starting on the hop grid has its own window at offset / hop
