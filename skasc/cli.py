@@ -107,6 +107,10 @@ def _parser():
     rep.add_argument("--ir-dir", type=_folder,
                      help="impulse-response WAVs for --dcase2024 (default: the replica's, seen "
                           "devices only; none on real data)")
+    rep.add_argument("--disk-features", nargs="?", const="float32", choices=["float32", "float16"],
+                     dest="store_dtype", default=None, metavar="{float32,float16}",
+                     help="write the features to a disk store under --out-dir and read them batch by "
+                          "batch (bounded memory: the full development set); optionally float16")
     rep.add_argument("--seed", type=_int_at_least(0), default=0)
     rep.add_argument("--n-jobs", type=_n_jobs, default=None, help="feature-extraction workers (-1: all CPUs)")
     rep.add_argument("-q", "--quiet", action="store_true")
@@ -132,7 +136,7 @@ def main(argv=None):
             reproduce(args.data_root, args.out_dir, schedule=schedule, device=args.device,
                       random_state=args.seed, n_jobs=args.n_jobs, verbose=verbose,
                       overwrite=args.overwrite, compile=args.compile, dcase2024=args.dcase2024,
-                      ir_dir=args.ir_dir)
+                      ir_dir=args.ir_dir, store_dtype=args.store_dtype)
         except KeyboardInterrupt:
             print("\nskasc: interrupted; rerun the same command to resume from the last finished epoch",
                   file=sys.stderr, flush=True)
@@ -172,7 +176,7 @@ def _check_before_work(rep, args, schedule):
             rep.error("argument --ir-dir: impulse responses are used only by --dcase2024; add it or "
                       "leave --ir-dir out")
         checks.append(("--ir-dir", lambda: check_inputs(None, args.out_dir, dcase2024=True,
-                                                         ir_dir=args.ir_dir)))
+                                                         ir_dir=args.ir_dir, store_dtype=args.store_dtype)))
     if schedule.teacher != "pretrained":
         for flag in ("pretrained_model", "pretrained_epochs"):
             if getattr(args, flag) is not None:

@@ -152,10 +152,17 @@ def _log(verbose, *msg):
         print(*msg, flush=True)
 
 
-def _front_end(schedule, memory):
+def _front_end(schedule, out, store_dtype=None):
+    """The front end; ``store_dtype`` set: features in a disk store under ``out``
+    (bounded memory, for the full development set), else in memory with a
+    per-recording cache under ``out``."""
+    if store_dtype is None:
+        logmel = LogMel(memory=str(out / "feature-cache"), **schedule.logmel)
+    else:
+        logmel = LogMel(feature_store=str(out / "feature-store"), store_dtype=store_dtype, **schedule.logmel)
     return [
         ("reassemble", Reassembler()),
-        ("logmel", LogMel(memory=memory, **schedule.logmel)),
+        ("logmel", logmel),
         ("crop", RandomCrop()),
         ("specaug", SpecAugment(**schedule.spec_augment)),
     ]
@@ -288,7 +295,7 @@ def check_inputs(data_root=None, out_dir="skasc-output", *, subset=100, dcase202
 
 def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="cpu",
               random_state=0, n_jobs=None, verbose=1, overwrite=False, compile=False,
-              dcase2024=False, ir_dir=None):
+              dcase2024=False, ir_dir=None, store_dtype=None):
     """Run the paper's recipe and write its Table 2 and per-device results.
 
     Parameters
@@ -323,6 +330,13 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
         reported overall and per device group (real a-c, seen s1-s3, unseen
         s4-s6).  Combine with ``schedule.subset`` for the data-efficient
         setting (DCASE 2025 trains on the 25 % subset).
+    store_dtype : {"float32", "float16"} or None, default=None
+        None: the features are held in memory (cached per recording in
+        ``out_dir/feature-cache``).  Set: they are written to a disk store
+        (``out_dir/feature-store``, see :class:`~skasc.LogMel`'s
+        ``feature_store``) of that type and read batch by batch, so that
+        the full development set's data path fits a machine whose memory
+        does not hold its features.
     ir_dir : path or None
         Impulse responses for the DIR augmentation; None: the replica's
         (``tau22-replica/impulse_responses``, the seen devices only) when
@@ -372,9 +386,10 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
                   + ("" if schedule.subset == 100 else f" (the {schedule.subset} % subset)")
                   + f", {len(test.X)} evaluation clips (the full evaluate split)")
 
-    steps = _front_end(schedule, str(out / "feature-cache"))
+    steps = _front_end(schedule, out, store_dtype)
     front = Pipeline(steps)
-    _log(verbose, "[skasc] log-mel features (cached per recording)")
+    _log(verbose, "[skasc] log-mel features " + ("(cached per recording)" if store_dtype is None
+                                                 else f"(in a {store_dtype} disk store)"))
     front.set_params(logmel__verbose=verbose, logmel__n_jobs=n_jobs)
     features = front.fit_transform(train.X)
     test_features = front.transform(test.X)
@@ -394,7 +409,8 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
         return _finish(out, schedule, key, root, data_root, train, test, features, test_features,
                        data_fp, students, common, random_state, n_jobs, verbose, scaled, device,
                        dcase2024, ir_dir, *_pretrained_teacher(out, schedule, root, features, train,
-                                                               data_fp, random_state, common, verbose))
+                                                               data_fp, random_state, common, verbose),
+                       store_dtype=store_dtype)
     teachers, teacher_fps = [], []
     for k in range(schedule.n_teachers):
         fp = _digest("teacher", k, data_fp, schedule.key(random_state, fields=teacher_fields))
@@ -411,7 +427,7 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
     named = [(f"Teacher{k + 1}", t) for k, t in enumerate(teachers)] + [("Teacher ensemble", ensemble)]
     return _finish(out, schedule, key, root, data_root, train, test, features, test_features, data_fp,
                    students, common, random_state, n_jobs, verbose, scaled, device, dcase2024, ir_dir,
-                   ensemble, teacher_fps, named)
+                   ensemble, teacher_fps, named, store_dtype=store_dtype)
 
 
 def _pretrained_teacher(out, schedule, root, features, train, data_fp, random_state, common, verbose):
@@ -434,7 +450,7 @@ def _pretrained_teacher(out, schedule, root, features, train, data_fp, random_st
 
 def _finish(out, schedule, key, root, data_root, train, test, features, test_features, data_fp,
             students, common, random_state, n_jobs, verbose, scaled, device, dcase2024, ir_dir,
-            ensemble, teacher_fps, named):
+            ensemble, teacher_fps, named, store_dtype=None):
     """Both students, Table 2, the per-device reports and the DCASE 2024 table."""
     student = _train_or_load(
         out / "models" / f"student-kd-{key}.joblib",
@@ -473,7 +489,8 @@ def _finish(out, schedule, key, root, data_root, train, test, features, test_fea
         if ir_dir is None and data_root is None:
             ir_dir = root / "impulse_responses"
         recipe_rows = _dcase2024_recipe(out, schedule, key, train, test, ensemble, reports["Student (KD)"],
-                                        ir_dir, students, random_state, n_jobs, verbose, teacher_fps)
+                                        ir_dir, students, random_state, n_jobs, verbose, teacher_fps,
+                                        store_dtype=store_dtype)
     results = dict(schedule=asdict(schedule), scaled_down=scaled, data_root=str(root), device=device,
                    table2=rows, reports=reports, chance=1.0 / len(student.classes_),
                    dcase2024=recipe_rows)
@@ -486,14 +503,14 @@ def _finish(out, schedule, key, root, data_root, train, test, features, test_fea
 
 
 def _dcase2024_recipe(out, schedule, key, train, test, ensemble, kd_report, ir_dir, students,
-                      random_state, n_jobs, verbose, teacher_fps):
+                      random_state, n_jobs, verbose, teacher_fps, store_dtype=None):
     """The distilled student with Freq-MixStyle and DIR, then fine-tuned per device."""
     steps = [("reassemble", Reassembler())]
     if ir_dir is not None:
         steps.append(("dir", DeviceImpulseResponse(ir_dir, random_state=random_state)))
     else:
         _log(verbose, "[skasc] no impulse responses given (--ir-dir): Freq-MixStyle only")
-    steps += _front_end(schedule, str(out / "feature-cache"))[1:]
+    steps += _front_end(schedule, out, store_dtype)[1:]
     steps.append(("fms", FreqMixStyle()))
     front = Pipeline(steps).set_params(logmel__verbose=verbose, logmel__n_jobs=n_jobs)
     features = front.fit_transform(train.X)

@@ -298,3 +298,25 @@ def test_ctrl_c_during_reproduce_exits_130_saves_nothing_and_rerun_resumes(
     # teacher 1 loaded, teacher 2 resumed at epoch 3, then both students from scratch
     assert trained_epochs == [3, 1, 2, 1, 2]
     assert (out / "results.json").exists()
+
+
+def test_cli_passes_disk_features_through(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(cli, "reproduce", lambda *a, **k: calls.append(k))
+    for flags in ([], ["--disk-features"], ["--disk-features", "float16"]):
+        assert cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), *flags]) == 0
+    assert [c["store_dtype"] for c in calls] == [None, "float32", "float16"]
+
+
+def test_reproduce_with_the_features_on_disk(tiny_tau22, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["reproduce", "--data-root", str(tiny_tau22), "--schedule", "demo", "--out-dir", str(out),
+            "--teacher-hidden", "2", "--n-teachers", "2", "--teacher-epochs", "1", "--student-epochs", "1",
+            "--disk-features", "float16"]
+    assert cli.main(argv) == 0
+    assert "float16 disk store" in capsys.readouterr().out
+    stores = list((out / "feature-store").glob("*/index.json"))
+    assert len(stores) == 2  # the training view and the evaluate clips
+    assert not (out / "feature-cache").exists()
+    results = json.loads((out / "results.json").read_text())
+    assert [row["model"] for row in results["table2"]][-1] == "Student (KD)"
