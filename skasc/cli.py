@@ -176,7 +176,7 @@ def _check_before_work(rep, args, schedule):
             rep.error("argument --ir-dir: impulse responses are used only by --dcase2024; add it or "
                       "leave --ir-dir out")
         checks.append(("--ir-dir", lambda: check_inputs(None, args.out_dir, dcase2024=True,
-                                                         ir_dir=args.ir_dir, store_dtype=args.store_dtype)))
+                                                         ir_dir=args.ir_dir)))
     if schedule.teacher != "pretrained":
         for flag in ("pretrained_model", "pretrained_epochs"):
             if getattr(args, flag) is not None:
