@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
-from skorch.callbacks import Callback
-
 from skasc import cli
+
+from _ctrl_c import CtrlCAt
 
 
 def _reproduce(root, out, *extra):
@@ -195,17 +195,6 @@ def test_cli_pretrained_options_are_checked_before_any_work(tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert "argument --pretrained-model: could not download" in err and "mn10_as_mAP_471.pt" in err
     assert not (tmp_path / "o").exists()
-
-
-class CtrlCAt(Callback):
-    """Raise KeyboardInterrupt, as Ctrl-C does, at the start of an epoch."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_begin(self, net, **kwargs):
-        if len(net.history) == self.epoch:
-            raise KeyboardInterrupt
 
 
 # -- flags checked before any work; Ctrl-C exits 130 and resumes ------------------------

@@ -13,9 +13,11 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import KFold, cross_validate
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import EarlyStopping
 
 from skasc import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
+
+from _ctrl_c import CtrlCAt
 
 
 def _toy(n=30, seed=0):
@@ -30,17 +32,6 @@ def _net(**kw):
 
 def _checkpoints(folder):
     return sorted(folder.glob("*/checkpoint.pt"))
-
-
-class CtrlCAt(Callback):
-    """Raise KeyboardInterrupt, as Ctrl-C does, at the start of an epoch."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_begin(self, net, **kwargs):
-        if len(net.history) == self.epoch:
-            raise KeyboardInterrupt
 
 
 # -- 1. checkpoints bound to data and parameters -------------------------------------
