@@ -12,7 +12,10 @@ fitted inner estimator (:func:`is_fitted`, :func:`clone_keeping_fitted`).
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import shutil
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -161,6 +164,36 @@ def fast_batched_logits(fast, features, batch_size):
     out = [fast.logits(features.windows(np.arange(s, min(s + batch_size, len(features)))))
            for s in range(0, len(features), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+#: Sample-epochs (training clips x max_epochs) from which ``compile="auto"``
+#: compiles.  Measured on 2 CPU cores at the paper's size (README,
+#: ``bench_training.py --compile``): compiling costs ~48 s once and saves
+#: ~27 % of each step (1.69x against 1.24x a hand-written loop per steady
+#: epoch), ~1.3 ms per sample at ~200 samples/s, so it pays back after
+#: ~36,000 sample-epochs; from 200,000 on the one-off cost is under a
+#: fifth of what it saves.  The demo schedule (~1,300 clips x 5 epochs) stays
+#: eager, the paper's (~140,000 x 600) compiles.
+AUTO_COMPILE_SAMPLE_EPOCHS = 200_000
+
+
+def compiler_available(device):
+    """Whether ``torch.compile`` can build kernels for ``device`` here: a C++
+    compiler on CPU, Triton on CUDA."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    if kind == "cpu":
+        return any(shutil.which(c) for c in (os.environ.get("CXX") or "g++", "c++", "clang++") if c)
+    return False
+
+
+def use_compile(compile, n_samples, max_epochs, device):
+    """The ``compile`` a fit uses: as given, or for ``"auto"`` whether the run
+    is long enough to repay the compilation and a compiler is there."""
+    if compile != "auto":
+        return bool(compile)
+    return n_samples * max_epochs >= AUTO_COMPILE_SAMPLE_EPOCHS and compiler_available(device)
 
 
 class NetworkClassifier(SceneClassifierMixin, ClassifierMixin, BaseEstimator):
@@ -373,7 +406,7 @@ class NetworkClassifier(SceneClassifierMixin, ClassifierMixin, BaseEstimator):
             dataset=Dataset,
             callbacks=callbacks,
             device=self.device,
-            compile=self.compile,
+            compile=use_compile(self.compile, len(features), self.max_epochs, self.device),
             # one compiled graph per batch size (a full batch, the last one)
             # rather than a dynamic-shape graph that runs slower
             compile__dynamic=False,

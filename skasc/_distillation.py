@@ -161,7 +161,7 @@ class DistilledStudent(DwsCNNClassifier):
         self, teacher=None, *, hidden=18, temperature=2.0, soft_weight=0.5,
         teacher_outputs="cached", teacher_step=1,
         linear_hidden=100, max_epochs=600, batch_size=64, lr=0.01, lr_schedule="cosine",
-        weight_decay=0.0, mixup_alpha=0.5, standardize=True, device="cpu", compile=False,
+        weight_decay=0.0, mixup_alpha=0.5, standardize=True, device="cpu", compile="auto",
         callbacks=None, warm_start=False, checkpoint_dir=None, random_state=None, verbose=0,
     ):
         super().__init__(

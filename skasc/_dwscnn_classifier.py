@@ -50,14 +50,18 @@ class DwsCNNClassifier(NetworkClassifier):
         ~15 dB) make wide networks diverge at the paper's lr of 0.01.
     device : str, default="cpu"
         Torch device, e.g. "cuda".
-    compile : bool, default=False
+    compile : bool or "auto", default="auto"
         Train a ``torch.compile``-d network (skorch's ``compile=True``, one
         graph per batch size).  The compiled training step fuses the
         BatchNorm, ReLU and residual passes and runs faster than eager
         (``benchmarks/bench_training.py --compile``; figures, including the
         one-off compilation time, in the README), after a one-off
         compilation (cached on disk by torch for later processes): worth it
-        for long runs, not for a few epochs.  It needs a C++ compiler on CPU.  Each
+        for long runs, not for a few epochs.  ``"auto"`` decides from the
+        run's size: it compiles when training clips x ``max_epochs`` reach
+        200,000 (the paper's 600-epoch runs, not a short demo; see
+        ``skasc._base.AUTO_COMPILE_SAMPLE_EPOCHS`` for the arithmetic) and
+        a compiler is found (a C++ compiler on CPU, Triton on CUDA).  Each
         step equals eager's up to floating-point noise (which Adam amplifies
         over a run like any change of summation order); the fitted
         ``module_`` is the plain network, and the checkpoint fingerprint
@@ -131,7 +135,7 @@ class DwsCNNClassifier(NetworkClassifier):
     def __init__(
         self, hidden=18, *, linear_hidden=100, max_epochs=200, batch_size=64, lr=0.01,
         lr_schedule="cosine", weight_decay=0.0, mixup_alpha=0.5, standardize=True,
-        device="cpu", compile=False, callbacks=None, warm_start=False, checkpoint_dir=None,
+        device="cpu", compile="auto", callbacks=None, warm_start=False, checkpoint_dir=None,
         random_state=None, verbose=0,
     ):
         self.hidden = hidden
@@ -162,7 +166,7 @@ class DwsCNNClassifier(NetworkClassifier):
         "mixup_alpha": [*NON_NEGATIVE_REAL, None],
         "standardize": ["boolean"],
         "device": [str, torch.device],
-        "compile": ["boolean"],
+        "compile": ["boolean", StrOptions({"auto"})],
         "callbacks": [list, tuple, None],
         "warm_start": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],

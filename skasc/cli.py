@@ -95,8 +95,9 @@ def _parser():
                      help="the distilled student learns from the teachers' outputs computed once "
                           "(cached, the default) or from the teachers run on every batch (online)")
     rep.add_argument("--compile", action="store_true",
-                     help="train the students with torch.compile (about a minute to compile; "
-                          "faster epochs after)")
+                     help="train the students with torch.compile whatever the run's length (about a "
+                          "minute to compile; faster epochs after); by default it is decided from the "
+                          "run's size (compile='auto')")
     rep.add_argument("--subset", type=int, choices=[5, 10, 25, 50, 100],
                      help="train on the DCASE 2024 nested subset of this percentage of the train "
                           "split (evaluation: the full evaluate split; default: 100)")
@@ -135,7 +136,8 @@ def main(argv=None):
         try:
             reproduce(args.data_root, args.out_dir, schedule=schedule, device=args.device,
                       random_state=args.seed, n_jobs=args.n_jobs, verbose=verbose,
-                      overwrite=args.overwrite, compile=args.compile, dcase2024=args.dcase2024,
+                      overwrite=args.overwrite, compile=True if args.compile else "auto",
+                      dcase2024=args.dcase2024,
                       ir_dir=args.ir_dir, store_dtype=args.store_dtype)
         except KeyboardInterrupt:
             print("\nskasc: interrupted; rerun the same command to resume from the last finished epoch",

@@ -294,7 +294,7 @@ def check_inputs(data_root=None, out_dir="skasc-output", *, subset=100, dcase202
 
 
 def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="cpu",
-              random_state=0, n_jobs=None, verbose=1, overwrite=False, compile=False,
+              random_state=0, n_jobs=None, verbose=1, overwrite=False, compile="auto",
               dcase2024=False, ir_dir=None, store_dtype=None):
     """Run the paper's recipe and write its Table 2 and per-device results.
 
@@ -318,10 +318,10 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
         Passed to :func:`~skasc.datasets.make_tau22` when the replica is
         generated (``data_root=None``): rewrite ``out_dir/tau22-replica`` if
         it was made with other parameters or is incomplete.
-    compile : bool, default=False
-        Train the students with ``compile=True`` (see
-        :class:`~skasc.DwsCNNClassifier`): faster per epoch after a one-off
-        compilation of about a minute, worth it for long schedules.
+    compile : bool or "auto", default="auto"
+        The students' ``compile`` (see :class:`~skasc.DwsCNNClassifier`):
+        ``"auto"`` compiles the paper schedule's 600-epoch runs, not the
+        demo's few epochs.
     dcase2024 : bool, default=False
         Also train the later DCASE recipe on top of the distilled student
         (a second table): the student with Freq-MixStyle and device impulse

@@ -335,3 +335,22 @@ def test_fitted_model_does_not_carry_its_training_data(toy_logmels):
     X, y = toy_logmels(n=3000)
     clf = _net(max_epochs=1, batch_size=256).fit(X, y)
     assert len(pickle.dumps(clf)) < X.nbytes / 4  # weights and optimizer state, no data
+
+
+def test_compile_auto_is_decided_from_the_runs_size(monkeypatch, toy):
+    from skasc import _base
+
+    assert _base.use_compile(True, 10, 1, "cpu") and not _base.use_compile(False, 10**6, 600, "cpu")
+    monkeypatch.setattr(_base, "compiler_available", lambda device: True)
+    threshold = _base.AUTO_COMPILE_SAMPLE_EPOCHS
+    assert not _base.use_compile("auto", 1_300, 5, "cpu")  # the demo's students: eager
+    assert _base.use_compile("auto", 139_620, 600, "cpu")  # the paper's: compiled
+    assert _base.use_compile("auto", threshold, 1, "cpu") and not _base.use_compile("auto", threshold - 1, 1, "cpu")
+    monkeypatch.setattr(_base, "compiler_available", lambda device: False)
+    assert not _base.use_compile("auto", 139_620, 600, "cpu")  # no compiler: eager, no error
+    # a short fit with the default stays eager: skorch is told compile=False
+    X, y = toy
+    clf = DwsCNNClassifier(hidden=4, max_epochs=1, random_state=0)
+    assert clf.compile == "auto"
+    clf.fit(X, y)
+    assert clf.net_.compile is False

@@ -68,7 +68,7 @@ def test_cli_passes_teacher_outputs_and_compile(monkeypatch, tmp_path):
     monkeypatch.setattr(cli, "reproduce", lambda *a, **k: calls.append(k))
     cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--teacher-outputs", "online", "--compile"])
     cli.main(["reproduce", "--out-dir", str(tmp_path / "o")])
-    assert [(c["schedule"].teacher_outputs, c["compile"]) for c in calls] == [("online", True), ("cached", False)]
+    assert [(c["schedule"].teacher_outputs, c["compile"]) for c in calls] == [("online", True), ("cached", "auto")]
 
 
 def test_subset_and_the_dcase2024_recipe(tau22_root, tmp_path):
