@@ -171,3 +171,19 @@ def test_impulse_response_variants_go_to_the_disk_store_too(clips, tmp_path):
     for k in range(2):  # every variant window holds the same frames as in memory
         np.testing.assert_array_equal(disk.windows(rows, disk.row_start + disk.variants[:, k]),
                                       memory.windows(rows, memory.row_start + memory.variants[:, k]))
+
+
+def test_two_fits_computing_the_same_store_at_once_take_turns(clips, tmp_path, monkeypatch):
+    # e.g. two grid-search candidates transforming the same fold in parallel
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, _ = clips
+    audio = Reassembler(sr=SR).fit_transform(X)
+    computed = _count_computed(monkeypatch)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: LogMel(**SMALL, feature_store=tmp_path / "store").fit_transform(audio),
+                                range(2)))
+    expected = np.asarray(LogMel(**SMALL).fit_transform(audio))
+    for features in results:
+        np.testing.assert_array_equal(np.asarray(features), expected)
+    assert sorted(computed) == list(range(12))  # computed once: the second found it written

@@ -29,7 +29,13 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks (do not share a store between processes there)
+    fcntl = None
 
 import numpy as np
 
@@ -57,6 +63,21 @@ def layout_key(audio, used, params, read, irs, dtype):
     if irs is not None:
         h.update("irs:", irs.digest)
     return h.hexdigest()
+
+
+@contextmanager
+def _locked(root):
+    """Hold the store's lock: two fits that compute the same store at once
+    (e.g. a grid search's candidates on one fold) take turns, the second
+    then finds the first's chunks and reuses them."""
+    with open(root / ".lock", "a") as f:
+        if fcntl is not None:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _chunk_record(path):
@@ -98,6 +119,11 @@ def write_feature_store(folder, dtype, audio, chunks, key, run, n_bands, check_f
     """
     root = Path(folder) / key
     (root / "chunks").mkdir(parents=True, exist_ok=True)
+    with _locked(root):
+        return _write(root, dtype, chunks, key, run, n_bands, check_finite)
+
+
+def _write(root, dtype, chunks, key, run, n_bands, check_finite):
     data = root / f"features.{dtype}"
     itemsize = np.dtype(dtype).itemsize
     records = []
