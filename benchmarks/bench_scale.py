@@ -57,8 +57,6 @@ def _rss_gb():
 
 def _front(args, root, subset, dir_variants=False):
     """The FeatureSet of a split (training view), through the store."""
-    import numpy as np  # noqa: F401
-
     from skasc import DeviceImpulseResponse, LogMel, Reassembler
     from skasc.datasets import load_tau22
 

@@ -246,10 +246,18 @@ def row_recording(row):
             k = int(np.floor(start / length))
             phase = round(start - k * length, 6)
         return ("clips", file, round(length, 6), phase), k
-    if CLIP_NAME_PATTERN.fullmatch(os.path.basename(file)):
-        info = parse_clip_name(file)
+    info = _tau22_fields(file)
+    if info is not None:
         return ("tau22", info["recording"]), info["snippet"]
     return ("file", file), 0
+
+
+def _tau22_fields(file):
+    """:func:`parse_clip_name`'s fields of ``file``, None for a name off the TAU22 grammar."""
+    try:
+        return parse_clip_name(file)
+    except ValueError:
+        return None
 
 
 def is_path_array(X):
@@ -278,8 +286,8 @@ def recording_id(row):
     file, start, _ = split_fragment(row)
     if start is not None:
         return file
-    m = CLIP_NAME_PATTERN.fullmatch(os.path.basename(file))
-    return parse_clip_name(file)["recording"] if m else file
+    info = _tau22_fields(file)
+    return file if info is None else info["recording"]
 
 
 def recording_ids(X):

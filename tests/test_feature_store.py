@@ -44,13 +44,13 @@ def _count_computed(monkeypatch):
     computed = []
     real = feature_store.write_feature_store
 
-    def counting(folder, dtype, audio, chunks, key, run, n_bands, check_finite):
+    def counting(folder, dtype, chunks, key, run, n_bands, check_finite):
         def counted(mode, todo):
             for chunk, results in zip(todo, run(mode, todo)):
                 if mode == "compute":
                     computed.extend(chunk.tolist())
                 yield results
-        return real(folder, dtype, audio, chunks, key, counted, n_bands, check_finite)
+        return real(folder, dtype, chunks, key, counted, n_bands, check_finite)
 
     import skasc.preprocessing._logmel as logmel_step
 
@@ -111,6 +111,10 @@ def test_a_store_is_reused_resumed_and_recomputed_from_the_first_changed_chunk(c
     again = LogMel(**SMALL, feature_store=folder).fit_transform(audio)
     assert computed == []  # finished and unchanged: reused
     np.testing.assert_array_equal(np.asarray(again), np.asarray(first))
+    other = LogMel(**{**SMALL, "n_mels": 8}, feature_store=folder).fit_transform(audio)
+    assert sorted(computed) == list(range(12)) and other.store.shape[1] == 8  # other parameters: computed
+    assert len([p for p in folder.iterdir() if p.is_dir()]) == 2
+    computed.clear()
 
     # rewritten in place (same name, same length): recomputed, never served stale
     path = X[4 * 9]  # a clip of recording 9
@@ -133,13 +137,13 @@ def test_an_interrupted_store_resumes_and_is_never_read_half_written(tmp_path, m
 
     import skasc.preprocessing._logmel as logmel_step
 
-    def interrupted(folder_, dtype, audio_, chunks, key, run, n_bands, check_finite):
+    def interrupted(folder_, dtype, chunks, key, run, n_bands, check_finite):
         def stop_after_first(mode, todo):
             for k, results in enumerate(run(mode, todo)):
                 if mode == "compute" and k == 1:
                     raise KeyboardInterrupt
                 yield results
-        return real(folder_, dtype, audio_, chunks, key, stop_after_first, n_bands, check_finite)
+        return real(folder_, dtype, chunks, key, stop_after_first, n_bands, check_finite)
 
     monkeypatch.setattr(logmel_step, "write_feature_store", interrupted)
     with pytest.raises(KeyboardInterrupt):

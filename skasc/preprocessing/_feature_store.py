@@ -87,15 +87,14 @@ def _chunk_record(path):
         return None  # unreadable: computed again
 
 
-def write_feature_store(folder, dtype, audio, chunks, key, run, n_bands, check_finite):
-    """Write (or resume, or reuse) the store of ``audio``'s recordings.
+def write_feature_store(folder, dtype, chunks, key, run, n_bands, check_finite):
+    """Write (or resume, or reuse) the store of the chunks' recordings.
 
     Parameters
     ----------
     folder : path-like
         ``LogMel(feature_store=...)``.
     dtype : {"float32", "float16"}
-    audio : AudioSet
     chunks : list of ndarray
         The recordings to write, chunk by chunk, in order.
     key : str

@@ -320,23 +320,19 @@ class LogMel(TransformerMixin, BaseEstimator):
             units = read_units(audio.recordings[r])
             # the responses this recording's variants are convolved with
             chosen = [] if irs is None else [int(i) for i in irs.assignment[r] if i >= 0]
-            digests = None
-            if cached is None and not with_digests:
-                feats, lengths, rates = _recording_features(units, params, read)
-                variants = (_variant_features(units, params, read, [irs.responses[i] for i in chosen])
-                            if chosen else [])
-            else:
+            raws = digests = None
+            if cached is not None or with_digests:
                 # read once: what is digested is what is decoded
                 raws = [raw_content(u) for u in units]
                 digests = tuple(content_digest(u, c) for u, c in zip(units, raws))
-                if cached is None:
-                    feats, lengths, rates = _recording_features(units, params, read, raws)
-                    variants = (_variant_features(units, params, read, [irs.responses[i] for i in chosen], raws)
-                                if chosen else [])
-                else:
-                    feats, lengths, rates = cached(units, raws, digests, params, read)
-                    variants = [cached_variant(units, raws, digests, params, read,
-                                               irs.responses[i], irs.digests[i]) for i in chosen]
+            if cached is None:
+                feats, lengths, rates = _recording_features(units, params, read, raws)
+                variants = (_variant_features(units, params, read, [irs.responses[i] for i in chosen], raws)
+                            if chosen else [])
+            else:
+                feats, lengths, rates = cached(units, raws, digests, params, read)
+                variants = [cached_variant(units, raws, digests, params, read,
+                                           irs.responses[i], irs.digests[i]) for i in chosen]
             # names are added here, outside the cache: a copy of a file under
             # another name is served from it
             resampled = {u.source: rate for u, rate in zip(units, rates) if rate is not None}
@@ -361,7 +357,7 @@ class LogMel(TransformerMixin, BaseEstimator):
         if self.feature_store is not None:
             key = layout_key(audio, used, params, read, None if irs is None else irs, self.store_dtype)
             store, placement, resampled = write_feature_store(
-                self.feature_store, self.store_dtype, audio, chunks, key, run, int(self.n_mels),
+                self.feature_store, self.store_dtype, chunks, key, run, int(self.n_mels),
                 lambda part: _check_finite_features(audio, part, params["sr"], self.resample))
             features = locate_rows(audio, placement, store, self.hop_length, irs)
         else:
