@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sysconfig
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -179,12 +180,16 @@ AUTO_COMPILE_SAMPLE_EPOCHS = 200_000
 
 def compiler_available(device):
     """Whether ``torch.compile`` can build kernels for ``device`` here: a C++
-    compiler on CPU, Triton on CUDA."""
+    compiler and Python's headers on CPU (the kernels are built as a Python
+    extension: with a compiler but no ``Python.h`` the first compiled batch
+    would fail), Triton on CUDA."""
     kind = torch.device(device).type
     if kind == "cuda":
         return importlib.util.find_spec("triton") is not None
     if kind == "cpu":
-        return any(shutil.which(c) for c in (os.environ.get("CXX") or "g++", "c++", "clang++") if c)
+        headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+        return headers.is_file() and any(
+            shutil.which(c) for c in (os.environ.get("CXX") or "g++", "c++", "clang++") if c)
     return False
 
 

@@ -331,6 +331,23 @@ def test_grid_search_over_hidden_on_audio_pipeline(tau22_root):
     assert search.best_estimator_[-1].input_shape_ == (1, 32, 26)
 
 
+def test_compile_needs_a_compiler_and_pythons_headers_on_cpu(monkeypatch, tmp_path):
+    import shutil
+    import sysconfig
+
+    from skasc import _base
+
+    include = tmp_path / "include"
+    include.mkdir()
+    monkeypatch.setattr(sysconfig, "get_paths", lambda *a, **k: {"include": str(include)})
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert not _base.compiler_available("cpu")  # g++ but no Python.h: eager, not a failed batch
+    (include / "Python.h").write_text("")
+    assert _base.compiler_available("cpu")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert not _base.compiler_available("cpu")  # headers but no compiler
+
+
 def test_fitted_model_does_not_carry_its_training_data(toy_logmels):
     X, y = toy_logmels(n=3000)
     clf = _net(max_epochs=1, batch_size=256).fit(X, y)
