@@ -19,16 +19,18 @@ scores on the held-out side:
    timed 1-epoch fit of one member; ``--scratch-epochs N`` fixes them);
 5. **student distilled from the fine-tuned pretrained teacher** (2), which
    is given the audio of the student's crop windows, cached at every
-   ``--teacher-step``-th crop position.
+   ``--teacher-step``-th crop position;
+6. **student distilled from the head-only pretrained teacher** (1), the
+   same way.
 
-Every student (3)-(5) has the same schedule (hidden=18, ``--student-epochs``,
+Every student (3)-(6) has the same schedule (hidden=18, ``--student-epochs``,
 same seed); the distilled ones the same ``--soft-weight`` and
 ``--temperature``.  Printed: one line per fold and seed and model (clip
 accuracy, file accuracy -- the clip probabilities of a file averaged, see
 :func:`skasc.recordings.predict_recordings` -- and fit seconds, the
 teachers' fits counted apart from the students'), the means ± standard
-deviations over folds x seeds, and the paired differences (5) - (4) and
-(5) - (3) in points.
+deviations over folds x seeds, and the paired differences (5) - (4),
+(5) - (3), (6) - (4) and (6) - (3) in points.
 
 ``--timing``: instead, the time of ``--timing-epochs`` (10) epochs of
 ``fine_tune="all"`` ``mn04_as`` on ~5,000 one-second clips (a TAU22
@@ -82,6 +84,7 @@ MODELS = {
     "plain": "(3) plain student",
     "kd_scratch": "(4) KD from DwsCNNs, same cost",
     "kd_pretrained": "(5) KD from fine-tuned (2)",
+    "kd_frozen": "(6) KD from head-only (1)",
 }
 
 
@@ -168,12 +171,16 @@ def run_one(args, X, y, tr, te, seed, work):
     t_scratch = timed_fit(scratch, Xf, y[tr])
     notes.update(scratch_epochs=epochs, one_epoch_s=one, t_scratch=t_scratch, t_pre=t_pre,
                  scratch_clip=float(scratch.score(Xft, y[te])))
-    kd = DistilledStudent(scratch, **student_kw, **kd_kw)
+    kd = DistilledStudent(scratch, **student_kw, **kd_kw, teacher_outputs=args.scratch_outputs)
     score("kd_scratch", kd, Xft, timed_fit(kd, Xf, y[tr]))
 
     # (5) from the fine-tuned pretrained teacher (given the crops' audio)
-    kd = DistilledStudent(full.steps[-1][1], **student_kw, **kd_kw)
+    kd = DistilledStudent(full.steps[-1][1], **student_kw, **kd_kw, teacher_outputs=args.finetuned_outputs)
     score("kd_pretrained", kd, Xft, timed_fit(kd, Xf, y[tr]))
+
+    # (6) from the head-only pretrained teacher (1); online, it hears mixup's mixtures
+    kd = DistilledStudent(head.steps[-1][1], **student_kw, **kd_kw, teacher_outputs=args.head_outputs)
+    score("kd_frozen", kd, Xft, timed_fit(kd, Xf, y[tr]))
     notes["load"] = os.getloadavg()[0]
     return res, notes
 
@@ -189,6 +196,7 @@ def report(runs):
         print(f"{label:34s} {fmt_pm(clip, 100):>14s} {fmt_pm(file, 100):>14s} {fmt_pm(fit, 1, 0):>12s}")
     print("\n== paired differences, points (mean ± std over runs; per run in brackets) ==")
     for a, b in (("kd_pretrained", "kd_scratch"), ("kd_pretrained", "plain"),
+                 ("kd_frozen", "kd_scratch"), ("kd_frozen", "plain"),
                  ("kd_scratch", "plain"), ("finetuned", "frozen")):
         parts = []
         for i, what in ((0, "clip"), (1, "file")):
@@ -204,7 +212,8 @@ def benchmark(args, work):
     print(f"teachers: mn04_as, {args.teacher_epochs} epochs, lr {args.teacher_lr:g} (head-only: "
           f"{args.head_lr:g}), body_lr_scale {args.body_lr_scale:g}; students: hidden=18, "
           f"{args.student_epochs} epochs, {args.features} features; KD soft_weight {args.soft_weight:g}, "
-          f"T {args.temperature:g}, teacher_step {args.teacher_step}; scratch teachers "
+          f"T {args.temperature:g}, teacher_step {args.teacher_step}; teacher_outputs (4) "
+          f"{args.scratch_outputs}, (5) {args.finetuned_outputs}, (6) {args.head_outputs}; scratch teachers "
           f"{args.scratch_members} x hidden={args.scratch_hidden}")
     splits = list(StratifiedGroupKFold(args.folds, shuffle=True, random_state=args.split_seed)
                   .split(X, y, groups))[:args.max_folds or None]
@@ -297,6 +306,13 @@ def main(argv=None):
     ap.add_argument("--temperature", type=float, default=2.0)
     ap.add_argument("--teacher-step", type=int, default=5,
                     help="crop positions (frames) the pretrained teacher's outputs are cached at")
+    ap.add_argument("--scratch-outputs", choices=["cached", "online"], default="cached",
+                    help="teacher_outputs of (4)")
+    ap.add_argument("--finetuned-outputs", choices=["cached", "online"], default="cached",
+                    help="teacher_outputs of (5)")
+    ap.add_argument("--head-outputs", choices=["cached", "online"], default="online",
+                    help="teacher_outputs of (6): online, the teacher hears each batch's mixup "
+                         "mixture (function matching)")
     ap.add_argument("--scratch-members", type=int, default=2, help="DwsCNNs in the scratch ensemble (4)")
     ap.add_argument("--scratch-hidden", type=int, default=32, help="their width")
     ap.add_argument("--scratch-epochs", type=int, default=0, help="0: matched to the fine-tuning time")

@@ -85,6 +85,14 @@ def reads_audio(est):
     return getattr(type(est), "_input_kind", None) == "audio"
 
 
+def reads_audio_only(est):
+    """Whether every model of ``est`` reads audio (an ensemble: all its members)."""
+    members = _members(unwrap(est))
+    if members is not None:
+        return all(reads_audio_only(m) for m in members)
+    return reads_audio(est)
+
+
 def is_network_teacher(est):
     """A skasc network (or an ensemble of them only): read through the fused fast path."""
     est = unwrap(est)
@@ -231,7 +239,7 @@ class _Recordings:
 
 
 def teacher_logits_at(teacher, features, positions, classes, *, chunk=256, verbose=0,
-                      recordings=None):
+                      recordings=None, mix=None):
     """The teacher's logits for the student's windows starting at ``positions``.
 
     Parameters
@@ -246,6 +254,9 @@ def teacher_logits_at(teacher, features, positions, classes, *, chunk=256, verbo
         The student's classes: the columns of the result, matched by label.
     chunk : int, default=256
         Windows given to an audio or plain scikit-learn teacher at a time.
+    mix : (float, array of int), optional
+        ``(lam, perm)`` of mixup: window ``i`` is then heard as ``lam *
+        w[i] + (1 - lam) * w[perm[i]]`` (a teacher that reads audio only).
 
     Returns
     -------
@@ -257,9 +268,11 @@ def teacher_logits_at(teacher, features, positions, classes, *, chunk=256, verbo
     if members is not None and not is_network_teacher(est):
         recordings = recordings or (_Recordings(features) if features.audio_link is not None else None)
         outs = [teacher_logits_at(m, features, positions, classes, chunk=chunk, verbose=verbose,
-                                  recordings=recordings) for m in members]
+                                  recordings=recordings, mix=mix) for m in members]
         return fuse_logits(outs, getattr(est, "fusion", "logits"))
     order = column_order(est.classes_, classes)
+    if mix is not None and not reads_audio(est):
+        raise ValueError("only a teacher that reads audio can hear a mixup mixture")
     if is_network_teacher(est):
         logits = compute_teacher_outputs(est, features, positions, verbose=verbose)
         return logits[:, torch.as_tensor(order)].contiguous()
@@ -272,7 +285,14 @@ def teacher_logits_at(teacher, features, positions, classes, *, chunk=256, verbo
         teacher_input(est, features)  # the error for features without audio
         check_teacher_rate(est, features.audio_link.audio.sr)
         recordings = recordings or _Recordings(features)
-        get = recordings.windows
+        if mix is None:
+            get = recordings.windows
+        else:  # the mixtures, whole: perm indexes the batch, not a chunk
+            lam, perm = mix
+            waves = recordings.windows(positions)
+            waves = lam * waves + (1.0 - lam) * waves[np.asarray(perm)]
+            positions = np.arange(len(positions))
+            get = waves.__getitem__
     else:
         width = features.width
 
@@ -297,9 +317,11 @@ class OnDemandTeacherOutputs:
     def __init__(self, teacher, features, classes, device="cpu"):
         self.teacher, self.features, self.classes, self.device = teacher, features, classes, device
         self._recordings = _Recordings(features, keep=256) if features.audio_link is not None else None
+        # a teacher of audio alone is given mixup's mixture itself (function matching)
+        self.hears_mixture = reads_audio_only(teacher)
 
-    def at(self, starts):
+    def at(self, starts, mix=None):
         starts = np.asarray(starts, dtype=np.int64)
         logits = teacher_logits_at(self.teacher, self.features, starts, self.classes,
-                                   recordings=self._recordings)
+                                   recordings=self._recordings, mix=mix)
         return logits.to(self.device)

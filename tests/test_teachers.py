@@ -167,6 +167,59 @@ def test_online_audio_teacher_gives_the_cached_outputs_per_batch(student_feature
                      random_state=0).fit(fs, y)
 
 
+def _window_audio(audio, fs, starts):
+    """The 1-s waveforms at store frames ``starts``, cut from the fixture's own clips."""
+    clips, _, groups, _ = audio
+    out = []
+    for s in starts:
+        row = int(np.searchsorted(fs.rec_start, s, side="right") - 1)
+        recording = np.concatenate(clips[groups == groups[row]])
+        offset = (int(s) - int(fs.rec_start[row])) * HOP
+        out.append(recording[offset:offset + SR])
+    return np.asarray(out, np.float32)
+
+
+def test_online_audio_teacher_hears_the_mixup_mixture(audio, student_features, pretrained):
+    """Function matching: the soft target is the teacher's output for the mixed
+    audio, not the mix of its outputs for the two windows."""
+    from skasc._training import BatchDrawer
+    from skasc.preprocessing._augmentation import draw_batch
+    from skasc.preprocessing._mixup import MixupAugmentation
+
+    fs, y = student_features
+    rows = np.arange(0, 36, 3)
+    labels = np.searchsorted(LABELS, y[rows])
+    drawer = BatchDrawer(fs, 3, mixup_alpha=0.5, seed=7, temperature=2.0,
+                         teacher_outputs=OnDemandTeacherOutputs(pretrained, fs, LABELS))
+    drawer.set_epoch(1)
+    x, (target, soft) = drawer(list(zip(rows, labels)))
+    # the same random numbers, drawn again by hand
+    rng = np.random.default_rng([7, 1, 0])
+    batch = draw_batch(fs, rows, rng, torch.as_tensor(fs.store))
+    lam, perm = MixupAugmentation(0.5).sample(rng, len(rows))
+    assert 0.0 < lam < 1.0 and (perm != np.arange(len(rows))).any()
+    clean = _window_audio(audio, fs, batch.starts)
+    mixed = lam * clean + (1.0 - lam) * clean[perm]
+    expected = torch.softmax(torch.from_numpy(pretrained.predict_logits(mixed)) / 2.0, 1)
+    np.testing.assert_allclose(soft.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+    two = torch.softmax(torch.from_numpy(pretrained.predict_logits(clean)) / 2.0, 1)
+    assert not np.allclose(soft.numpy(), (lam * two + (1 - lam) * two[perm]).numpy(), atol=1e-3)
+    # the student's input and labels are mixed with the same lam and partners
+    np.testing.assert_allclose(x[:, 0].numpy(), (lam * batch.x + (1 - lam) * batch.x[perm]).numpy(),
+                               rtol=1e-6, atol=1e-6)
+    onehot = np.eye(3)[labels]
+    np.testing.assert_allclose(target.numpy(), lam * onehot + (1 - lam) * onehot[perm], atol=1e-6)
+
+
+def test_mixture_is_refused_for_a_teacher_that_reads_features(student_features):
+    fs, y = student_features
+    teacher = DwsCNNClassifier(hidden=4, max_epochs=1, random_state=0).fit(fs, y)
+    with pytest.raises(ValueError, match="reads audio can hear a mixup"):
+        teacher_logits_at(teacher, fs, fs.row_start[:4], LABELS, mix=(0.5, np.arange(4)))
+    lr = LogisticRegression(max_iter=200).fit(np.asarray(fs), y)
+    assert not OnDemandTeacherOutputs(lr, fs, LABELS).hears_mixture
+
+
 def test_ensemble_of_different_kinds_fuses_label_matched_scores(student_features, pretrained):
     fs, y = student_features
     lr = LogisticRegression(max_iter=500).fit(np.asarray(fs), y)

@@ -39,8 +39,16 @@ class MixupAugmentation(Augmentation):
     stage: ClassVar[int] = 40
 
     def draw(self, batch, rng):
-        lam = float(rng.beta(self.alpha, self.alpha))
-        perm = torch.as_tensor(rng.permutation(len(batch)), device=batch.x.device)
+        self.apply(batch, *self.sample(rng, len(batch)))
+
+    def sample(self, rng, n):
+        """``(lam, perm)`` for a batch of ``n`` rows: ``lam`` a float, ``perm``
+        an int64 array (what :meth:`draw` uses, in the same order)."""
+        return float(rng.beta(self.alpha, self.alpha)), rng.permutation(n)
+
+    def apply(self, batch, lam, perm):
+        """Mix ``batch.x`` and ``batch.targets`` with a drawn ``(lam, perm)``."""
+        perm = torch.as_tensor(perm, device=batch.x.device)
         # in place, the same products and sum: one new batch-sized tensor instead of four
         partners = batch.x[perm].mul_(1.0 - lam)
         batch.x = batch.x.mul_(lam).add_(partners)
