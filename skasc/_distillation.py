@@ -104,8 +104,11 @@ class DistilledStudent(DwsCNNClassifier):
     teacher_outputs : {"cached", "online"}, array or path, default="cached"
         Compute the teacher's outputs once before training, or run the
         teacher on every batch (see above; a teacher that is not a skasc
-        network runs on each batch's drawn windows before masks and mixup,
-        its probabilities mixed like the labels).  Or precomputed logits,
+        network runs on each batch's drawn windows before masks; one that
+        reads audio hears mixup's mixture of the two windows' audio and its
+        output for it is the target -- function matching, Beyer et al.,
+        2022 -- while one that reads features has its probabilities mixed
+        like the labels).  Or precomputed logits,
         the way published ensembles ship theirs (``teacher`` must then be
         None): an array or ``.npy`` file of shape (n_clips, n_classes) --
         one row per training clip, for its own window -- or (n_clips,

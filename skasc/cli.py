@@ -91,6 +91,9 @@ def _parser():
                           "shipped with skasc; the others are downloaded once into the cache)")
     rep.add_argument("--pretrained-epochs", type=positive,
                      help="with --teacher pretrained: fine-tuning epochs (default: 10)")
+    rep.add_argument("--pretrained-fine-tune", choices=["all", "head"],
+                     help="with --teacher pretrained: fine-tune the whole network (all, the default) "
+                          "or only the new head on the pretrained body (head)")
     rep.add_argument("--teacher-outputs", choices=["cached", "online"],
                      help="the distilled student learns from the teachers' outputs computed once "
                           "(cached, the default) or from the teachers run on every batch (online)")
@@ -130,7 +133,8 @@ def main(argv=None):
                                     teacher_hidden=args.teacher_hidden, n_teachers=args.n_teachers,
                                     teacher_outputs=args.teacher_outputs, subset=args.subset,
                                     teacher=args.teacher, pretrained_model=args.pretrained_model,
-                                    pretrained_epochs=args.pretrained_epochs)
+                                    pretrained_epochs=args.pretrained_epochs,
+                                    pretrained_fine_tune=args.pretrained_fine_tune)
         _check_before_work(rep, args, schedule)
         verbose = 0 if args.quiet else (2 if args.verbose else 1)
         try:
@@ -180,7 +184,7 @@ def _check_before_work(rep, args, schedule):
         checks.append(("--ir-dir", lambda: check_inputs(None, args.out_dir, dcase2024=True,
                                                          ir_dir=args.ir_dir)))
     if schedule.teacher != "pretrained":
-        for flag in ("pretrained_model", "pretrained_epochs"):
+        for flag in ("pretrained_model", "pretrained_epochs", "pretrained_fine_tune"):
             if getattr(args, flag) is not None:
                 rep.error(f"argument --{flag.replace('_', '-')}: only used with --teacher pretrained")
     else:  # the checkpoint is there (shipped, cached or downloaded now) and intact

@@ -80,9 +80,12 @@ class Schedule:
     #: ``n_teachers`` DwsCNNs trained from scratch) or "pretrained" (an
     #: AudioSet-pretrained EfficientAT MobileNet, fine-tuned on the data)
     teacher: str = "dwscnn"
-    #: with ``teacher="pretrained"``: the EfficientAT model and its fine-tuning epochs
+    #: with ``teacher="pretrained"``: the EfficientAT model, its fine-tuning
+    #: epochs and what they train ("all": the whole network; "head": the
+    #: new head alone, the body as pretrained)
     pretrained_model: str = "mn04_as"
     pretrained_epochs: int = 10
+    pretrained_fine_tune: str = "all"
 
     def __post_init__(self):
         for name in ("teacher_hidden", "n_teachers", "teacher_epochs", "student_hidden",
@@ -97,6 +100,9 @@ class Schedule:
                              f"got {self.teacher_outputs!r}")
         if self.teacher not in ("dwscnn", "pretrained"):
             raise ValueError(f"Schedule.teacher must be 'dwscnn' or 'pretrained', got {self.teacher!r}")
+        if self.pretrained_fine_tune not in ("all", "head"):
+            raise ValueError(f"Schedule.pretrained_fine_tune must be 'all' or 'head', "
+                             f"got {self.pretrained_fine_tune!r}")
         if self.pretrained_model not in CHECKPOINTS:
             raise ValueError(f"Schedule.pretrained_model must be one of {list(CHECKPOINTS)}, "
                              f"got {self.pretrained_model!r}")
@@ -139,7 +145,8 @@ def _scaled_down(schedule):
                for name in (*teacher_fields, "student_hidden", "student_epochs")
                if getattr(schedule, name) != getattr(PAPER, name)]
     if schedule.teacher == "pretrained":
-        changed.insert(0, f"teacher: {schedule.pretrained_model} pretrained on AudioSet, fine-tuned "
+        what = "its head fine-tuned" if schedule.pretrained_fine_tune == "head" else "fine-tuned"
+        changed.insert(0, f"teacher: {schedule.pretrained_model} pretrained on AudioSet, {what} "
                           f"{schedule.pretrained_epochs} epochs (paper: {PAPER.n_teachers} DwsCNNs of "
                           f"hidden={PAPER.teacher_hidden} trained {PAPER.teacher_epochs} epochs)")
     if schedule.logmel != PAPER.logmel:
@@ -433,18 +440,21 @@ def reproduce(data_root=None, out_dir="skasc-output", *, schedule=None, device="
 def _pretrained_teacher(out, schedule, root, features, train, data_fp, random_state, common, verbose):
     """The pretrained EfficientAT teacher fine-tuned on the training audio
     (reached through the features' audio link); (teacher, fingerprints, named rows)."""
-    fields = ["logmel", "pretrained_model", "pretrained_epochs", "batch_size", "subset"]
+    fields = ["logmel", "pretrained_model", "pretrained_epochs", "pretrained_fine_tune", "batch_size",
+              "subset"]
     pkey = schedule.key(str(root), random_state, fields=fields)
     fp = _digest("teacher-pretrained", data_fp, schedule.key(random_state, fields=fields))
     name = schedule.pretrained_model
     teacher = _train_or_load(
         out / "models" / f"teacher-{name}-{pkey}.joblib",
         lambda: PretrainedClassifier(name, max_epochs=schedule.pretrained_epochs,
+                                     fine_tune=schedule.pretrained_fine_tune,
                                      sr=schedule.logmel.get("sr", 44100), batch_size=schedule.batch_size,
                                      random_state=random_state, device=common["device"],
                                      checkpoint_dir=out / "checkpoints" / f"teacher-{name}-{pkey}",
                                      verbose=common["verbose"]),
-        features, train.y, verbose, f"pretrained teacher ({name}, fine-tuned)", fp)
+        features, train.y, verbose,
+        f"pretrained teacher ({name}, {'head' if schedule.pretrained_fine_tune == 'head' else ''}fine-tuned)", fp)
     return teacher, [fp], [(f"Teacher {name}", teacher)]
 
 

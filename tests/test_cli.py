@@ -185,6 +185,10 @@ def test_cli_pretrained_options_are_checked_before_any_work(tmp_path, capsys, mo
         cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--pretrained-model", "mn10_as"])
     assert exc.value.code == 2
     assert "--pretrained-model: only used with --teacher pretrained" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--pretrained-fine-tune", "head"])
+    assert exc.value.code == 2
+    assert "--pretrained-fine-tune: only used with --teacher pretrained" in capsys.readouterr().err
     # a model that is neither shipped nor cached, and a release that cannot be reached
     monkeypatch.setenv("SKASC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SKASC_WEIGHTS_URL", (tmp_path / "no-release").as_uri())
