@@ -131,7 +131,11 @@ def main(argv=None):
         schedule = replace_schedule(base, teacher_epochs=args.teacher_epochs,
                                     student_epochs=args.student_epochs,
                                     teacher_hidden=args.teacher_hidden, n_teachers=args.n_teachers,
-                                    teacher_outputs=args.teacher_outputs, subset=args.subset,
+                                    # the demo's online outputs are its pretrained teacher's:
+                                    # DwsCNN teachers learn from cached ones unless told otherwise
+                                    teacher_outputs=args.teacher_outputs or (
+                                        "cached" if args.teacher == "dwscnn" else None),
+                                    subset=args.subset,
                                     teacher=args.teacher, pretrained_model=args.pretrained_model,
                                     pretrained_epochs=args.pretrained_epochs,
                                     pretrained_fine_tune=args.pretrained_fine_tune)
@@ -188,6 +192,11 @@ def _check_before_work(rep, args, schedule):
             if getattr(args, flag) is not None:
                 rep.error(f"argument --{flag.replace('_', '-')}: only used with --teacher pretrained")
     else:  # the checkpoint is there (shipped, cached or downloaded now) and intact
+        for flag in ("teacher_epochs", "teacher_hidden", "n_teachers"):
+            if getattr(args, flag) is not None:
+                rep.error(f"argument --{flag.replace('_', '-')}: only used with --teacher dwscnn "
+                          f"(the {schedule.name} schedule's teacher here is pretrained: add "
+                          f"--teacher dwscnn to train DwsCNN teachers)")
         checks.append(("--pretrained-model", lambda: resolve_weights(schedule.pretrained_model)))
     for flag, check in checks:
         try:

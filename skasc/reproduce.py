@@ -121,13 +121,21 @@ PAPER = Schedule("paper")
 #: The paper's features and student, the rest scaled down to finish in under
 #: 10 minutes on a 2-core CPU: 256x51 log-mel (20-ms hop) with the paper's
 #: SpecAugment, the paper's hidden=18 student (31,260 parameters, 29,591,778
-#: MACs), but two hidden=20 teachers and few epochs for everyone.  The
-#: distilled student learns from the teachers' outputs computed once
-#: (``DistilledStudent(teacher_outputs="cached")``), on a 10-frame grid of
-#: crop positions: with 5 epochs, a pass over every position would cost more
-#: teacher work than running the teachers on every batch.
+#: MACs) for 5 epochs, distilled from AudioSet-pretrained mn04_as with its
+#: head fine-tuned 10 epochs, which hears every batch's mixup mixtures
+#: (``teacher_outputs="online"``).  Measured on the built-in replica (seeds 0
+#: and 1), that student beat the plain one by 2.6 and 7.3 points where the
+#: distilled student of two hidden=20 DwsCNN teachers trained 10 epochs
+#: from scratch gained 0.0 and 1.5, in half the time (1.5 against 3.2
+#: minutes).  ``teacher="dwscnn"`` trains those teachers instead; their
+#: outputs are then computed once (``"cached"``) on a 10-frame grid of crop
+#: positions: with 5 epochs, a pass over every position would cost more
+#: teacher work than running them on every batch.
 DEMO = Schedule(
     "demo",
+    teacher="pretrained",
+    pretrained_fine_tune="head",
+    teacher_outputs="online",
     teacher_hidden=20,
     n_teachers=2,
     teacher_epochs=10,
@@ -454,7 +462,7 @@ def _pretrained_teacher(out, schedule, root, features, train, data_fp, random_st
                                      checkpoint_dir=out / "checkpoints" / f"teacher-{name}-{pkey}",
                                      verbose=common["verbose"]),
         features, train.y, verbose,
-        f"pretrained teacher ({name}, {'head' if schedule.pretrained_fine_tune == 'head' else ''}fine-tuned)", fp)
+        f"pretrained teacher ({name}, {'head ' if schedule.pretrained_fine_tune == 'head' else ''}fine-tuned)", fp)
     return teacher, [fp], [(f"Teacher {name}", teacher)]
 
 

@@ -10,11 +10,13 @@ from skasc import cli
 from _ctrl_c import CtrlCAt
 
 
-def _reproduce(root, out, *extra):
+DWSCNN_TEACHERS = ("--teacher", "dwscnn", "--teacher-hidden", "6", "--n-teachers", "2", "--teacher-epochs", "1")
+
+
+def _reproduce(root, out, *extra, teachers=DWSCNN_TEACHERS):
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(out.parent), "MPLBACKEND": "Agg"}
     cmd = [sys.executable, "-m", "skasc.cli", "reproduce", "--data-root", str(root), "--schedule", "demo",
-           "--out-dir", str(out), "--teacher-hidden", "6", "--n-teachers", "2",
-           "--teacher-epochs", "1", "--student-epochs", "1", *extra]
+           "--out-dir", str(out), *teachers, "--student-epochs", "1", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                           env=env)
 
@@ -48,16 +50,22 @@ def test_default_run_trains_the_papers_student_and_says_what_is_scaled_down():
     from skasc import complexity_report
     from skasc.nn import DwsCNN
     from skasc.preprocessing import LogMel
-    from skasc.reproduce import DEMO, PAPER, _scaled_down
+    from skasc.reproduce import DEMO, PAPER, _scaled_down, replace_schedule
 
     # the paper's features (256 bands x 51 frames) and student
     assert DEMO.logmel == PAPER.logmel == {} and DEMO.spec_augment == PAPER.spec_augment
     assert LogMel().n_mels == 256 and DEMO.student_hidden == 18
     report = complexity_report(DwsCNN(hidden=DEMO.student_hidden, input_shape=(1, 256, 51)))
     assert (report.total_params, report.total_macs) == (31_260, 29_591_778)
-    assert (DEMO.teacher_outputs, DEMO.teacher_step, PAPER.teacher_step) == ("cached", 10, 1)
-    assert _scaled_down(DEMO) == ("n_teachers 2 (paper: 4); teacher_hidden 20 (paper: 256); "
-                                  "teacher_epochs 10 (paper: 200); student_epochs 5 (paper: 600)")
+    # the demo distils from mn04_as, its head fine-tuned, heard online; the paper keeps its teachers
+    assert (DEMO.teacher, DEMO.pretrained_fine_tune, DEMO.teacher_outputs) == ("pretrained", "head", "online")
+    assert (PAPER.teacher, PAPER.teacher_outputs, PAPER.teacher_step) == ("dwscnn", "cached", 1)
+    assert _scaled_down(DEMO) == ("teacher: mn04_as pretrained on AudioSet, its head fine-tuned 10 epochs "
+                                  "(paper: 4 DwsCNNs of hidden=256 trained 200 epochs); "
+                                  "student_epochs 5 (paper: 600)")
+    dwscnn = replace_schedule(DEMO, teacher="dwscnn")
+    assert _scaled_down(dwscnn) == ("n_teachers 2 (paper: 4); teacher_hidden 20 (paper: 256); "
+                                    "teacher_epochs 10 (paper: 200); student_epochs 5 (paper: 600)")
     assert _scaled_down(PAPER) == ""
 
 
@@ -68,7 +76,11 @@ def test_cli_passes_teacher_outputs_and_compile(monkeypatch, tmp_path):
     monkeypatch.setattr(cli, "reproduce", lambda *a, **k: calls.append(k))
     cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--teacher-outputs", "online", "--compile"])
     cli.main(["reproduce", "--out-dir", str(tmp_path / "o")])
-    assert [(c["schedule"].teacher_outputs, c["compile"]) for c in calls] == [("online", True), ("cached", "auto")]
+    cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--teacher", "dwscnn"])
+    cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--schedule", "paper"])
+    # the demo's pretrained teacher is heard online; DwsCNN teachers' outputs are cached by default
+    assert [(c["schedule"].teacher_outputs, c["compile"]) for c in calls] == [
+        ("online", True), ("online", "auto"), ("cached", "auto"), ("cached", "auto")]
 
 
 def test_subset_and_the_dcase2024_recipe(tau22_root, tmp_path):
@@ -165,7 +177,7 @@ def test_reproduce_itself_checks_before_creating_anything(tmp_path):
 
 def test_reproduce_with_the_pretrained_teacher(tau22_root, tmp_path):
     out = tmp_path / "run"
-    run = _reproduce(tau22_root, out, "--teacher", "pretrained", "--pretrained-epochs", "1")
+    run = _reproduce(tau22_root, out, "--teacher", "pretrained", "--pretrained-epochs", "1", teachers=())
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     rows = {row["model"]: row for row in results["table2"]}
@@ -173,7 +185,7 @@ def test_reproduce_with_the_pretrained_teacher(tau22_root, tmp_path):
     # the fine-tuned mn04 at 1 s of audio (128 x 100), its new 10-class head counted
     assert rows["Teacher mn04_as"]["params"] == 983_599 - 527 * 513 + 10 * 513
     assert 10e6 < rows["Teacher mn04_as"]["macs"] < 15e6
-    assert "teacher: mn04_as pretrained on AudioSet, fine-tuned 1 epochs" in run.stdout
+    assert "teacher: mn04_as pretrained on AudioSet, its head fine-tuned 1 epochs" in run.stdout
     assert not list((out / "models").glob("teacher1-*"))  # no DwsCNN teachers trained
 
 
@@ -182,13 +194,20 @@ def test_cli_pretrained_options_are_checked_before_any_work(tmp_path, capsys, mo
 
     monkeypatch.setattr(cli, "reproduce", lambda *a, **k: pytest.fail("reproduce must not run"))
     with pytest.raises(SystemExit) as exc:
-        cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--pretrained-model", "mn10_as"])
+        cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--teacher", "dwscnn",
+                  "--pretrained-model", "mn10_as"])
     assert exc.value.code == 2
     assert "--pretrained-model: only used with --teacher pretrained" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--pretrained-fine-tune", "head"])
+        cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--schedule", "paper",
+                  "--pretrained-fine-tune", "head"])
     assert exc.value.code == 2
     assert "--pretrained-fine-tune: only used with --teacher pretrained" in capsys.readouterr().err
+    # the demo's teacher is pretrained: DwsCNN teacher flags would be ignored, so they are refused
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--teacher-epochs", "3"])
+    assert exc.value.code == 2
+    assert "--teacher-epochs: only used with --teacher dwscnn" in capsys.readouterr().err
     # a model that is neither shipped nor cached, and a release that cannot be reached
     monkeypatch.setenv("SKASC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SKASC_WEIGHTS_URL", (tmp_path / "no-release").as_uri())
@@ -267,7 +286,7 @@ def test_ctrl_c_during_reproduce_exits_130_saves_nothing_and_rerun_resumes(
 
     out = tmp_path / "run"
     argv = ["reproduce", "--data-root", str(tiny_tau22), "--schedule", "demo", "--out-dir", str(out),
-            "--teacher-hidden", "2", "--n-teachers", "2", "--teacher-epochs", "3", "--student-epochs", "2",
+            "--teacher", "dwscnn", "--teacher-hidden", "2", "--n-teachers", "2", "--teacher-epochs", "3", "--student-epochs", "2",
             "-q"]
     real = rep.DwsCNNClassifier
 
@@ -304,7 +323,7 @@ def test_cli_passes_disk_features_through(monkeypatch, tmp_path):
 def test_reproduce_with_the_features_on_disk(tiny_tau22, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["reproduce", "--data-root", str(tiny_tau22), "--schedule", "demo", "--out-dir", str(out),
-            "--teacher-hidden", "2", "--n-teachers", "2", "--teacher-epochs", "1", "--student-epochs", "1",
+            "--teacher", "dwscnn", "--teacher-hidden", "2", "--n-teachers", "2", "--teacher-epochs", "1", "--student-epochs", "1",
             "--disk-features", "float16"]
     assert cli.main(argv) == 0
     assert "float16 disk store" in capsys.readouterr().out

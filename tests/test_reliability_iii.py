@@ -126,7 +126,8 @@ def test_reproduce_binds_stored_models_to_the_data_they_train_on(own_replica, tm
         raise _Stop  # the fingerprint is all this test needs: train nothing
 
     monkeypatch.setattr(rep, "_train_or_load", first_model)
-    schedule = rep.replace_schedule(rep.DEMO, n_teachers=1, teacher_hidden=2, logmel=SMALL)
+    schedule = rep.replace_schedule(rep.DEMO, teacher="dwscnn", teacher_outputs="cached", n_teachers=1,
+                                    teacher_hidden=2, logmel=SMALL)
 
     def teacher(subset=100):
         with pytest.raises(_Stop):
