@@ -84,19 +84,22 @@ def _parser():
     rep.add_argument("--n-teachers", type=positive)
     rep.add_argument("--teacher", choices=["dwscnn", "pretrained"],
                      help="the distilled student's teacher: the paper's DwsCNN ensemble trained from "
-                          "scratch (dwscnn, the default) or an AudioSet-pretrained EfficientAT "
-                          "MobileNet fine-tuned on the data (pretrained)")
+                          "scratch (dwscnn, the paper schedule's default) or an AudioSet-pretrained "
+                          "EfficientAT MobileNet fine-tuned on the data (pretrained, the demo's default)")
     rep.add_argument("--pretrained-model", choices=sorted(CHECKPOINTS),
                      help="with --teacher pretrained: the EfficientAT model (default: mn04_as, "
                           "shipped with skasc; the others are downloaded once into the cache)")
     rep.add_argument("--pretrained-epochs", type=positive,
                      help="with --teacher pretrained: fine-tuning epochs (default: 10)")
     rep.add_argument("--pretrained-fine-tune", choices=["all", "head"],
-                     help="with --teacher pretrained: fine-tune the whole network (all, the default) "
-                          "or only the new head on the pretrained body (head)")
+                     help="with --teacher pretrained: fine-tune the whole network (all, the paper "
+                          "schedule's default) or only the new head on the pretrained body (head, the "
+                          "demo's default)")
     rep.add_argument("--teacher-outputs", choices=["cached", "online"],
                      help="the distilled student learns from the teachers' outputs computed once "
-                          "(cached, the default) or from the teachers run on every batch (online)")
+                          "(cached: the default for DwsCNN teachers) or from the teachers run on every "
+                          "batch (online: the demo's pretrained teacher, which then hears the mixup "
+                          "mixtures)")
     rep.add_argument("--compile", action="store_true",
                      help="train the students with torch.compile whatever the run's length (about a "
                           "minute to compile; faster epochs after); by default it is decided from the "
