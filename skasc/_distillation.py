@@ -25,6 +25,7 @@ from ._teachers import (
     column_order,
     is_network_teacher,
     reads_audio,
+    reads_audio_only,
     teacher_input,
     teacher_logits_at,
     unwrap,
@@ -273,6 +274,14 @@ class DistilledStudent(DwsCNNClassifier):
         # a student's checkpoint is bound to what it learns from
         if self.teacher_ is None:
             return [self._teacher_logits.reshape(-1).view(np.uint8)]
+        arrays = self._teacher_arrays()
+        if self.teacher_outputs == "online" and reads_audio_only(self.teacher_):
+            # such a teacher now hears the mixup mixtures (before: the clean
+            # windows): a checkpoint written for the earlier targets is not resumed
+            arrays.append(np.frombuffer(b"online audio teacher: hears mixup mixtures", np.uint8))
+        return arrays
+
+    def _teacher_arrays(self):
         try:  # the weights of the teacher's torch networks
             modules = held_networks(self.teacher_).modules
         except (TypeError, ValueError):  # no torch network (e.g. scikit-learn members)

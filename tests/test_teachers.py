@@ -211,6 +211,16 @@ def test_online_audio_teacher_hears_the_mixup_mixture(audio, student_features, p
     np.testing.assert_allclose(target.numpy(), lam * onehot + (1 - lam) * onehot[perm], atol=1e-6)
 
 
+def test_checkpoints_of_an_online_audio_teacher_are_bound_to_the_mixtures(pretrained):
+    marker = b"online audio teacher: hears mixup mixtures"
+    parts = {}
+    for mode in ("online", "cached"):
+        student = DistilledStudent(pretrained, teacher_outputs=mode)
+        student.teacher_ = pretrained
+        parts[mode] = b"".join(a.tobytes() for a in student._fingerprint_arrays())
+    assert marker in parts["online"] and marker not in parts["cached"]
+
+
 def test_mixture_is_refused_for_a_teacher_that_reads_features(student_features):
     fs, y = student_features
     teacher = DwsCNNClassifier(hidden=4, max_epochs=1, random_state=0).fit(fs, y)
