@@ -112,27 +112,26 @@ class BatchDrawer:
         rng = self.rng()
         batch = draw_batch(self.features, rows, rng, self.store, self.device)
         batch.targets = [F.one_hot(labels, self.n_classes).to(torch.float32)]
-        if self.mixup is not None and getattr(self.teacher_outputs, "hears_mixture", False):
-            # function matching (Beyer et al., 2022): a teacher that reads
-            # audio hears the mixup of the two windows' audio, and its output
-            # for that mixture is the soft target (not a mix of two outputs)
-            clean = self.features.source_starts(rows, batch.starts)
-            lam, perm = self.mixup.sample(rng, len(rows))
-            self.mixup.apply(batch, lam, perm)
-            logits = self.teacher_outputs.at(clean, mix=(lam, perm)).to(batch.x.device)
-            batch.targets.append(torch.softmax(logits / self.temperature, 1))
-            x = batch.x.unsqueeze(1)
-            return x, tuple(batch.targets)
+        mix = None
         if self.teacher_outputs is not None:
-            # probabilities, not logits, are mixed: the soft target of a mix
-            # is then the same convex combination as its labels, and the KL
-            # term is mixup's loss for the teacher's targets
-            # keyed on the clean recordings: a window of a convolved
-            # variant gets the teacher's output of the same clean window
+            # keyed on the clean recordings: a window of a convolved variant
+            # gets the teacher's output of the same clean window
             clean = self.features.source_starts(rows, batch.starts)
-            logits = self.teacher_outputs.at(clean).to(batch.x.device)
-            batch.targets.append(torch.softmax(logits / self.temperature, 1))
-        if self.mixup is not None:
+            if self.mixup is not None and getattr(self.teacher_outputs, "hears_mixture", False):
+                # function matching (Beyer et al., 2022): a teacher that reads
+                # audio hears the mixup of the two windows' audio, and its
+                # output for that mixture is the soft target; the input and
+                # labels are mixed first, with the same lam and partners
+                mix = self.mixup.sample(rng, len(rows))
+                self.mixup.apply(batch, *mix)
+                logits = self.teacher_outputs.at(clean, mix=mix)
+            else:
+                # probabilities, not logits, are mixed below: the soft target
+                # of a mix is then the same convex combination as its labels,
+                # and the KL term is mixup's loss for the teacher's targets
+                logits = self.teacher_outputs.at(clean)
+            batch.targets.append(torch.softmax(logits.to(batch.x.device) / self.temperature, 1))
+        if self.mixup is not None and mix is None:
             self.mixup.draw(batch, rng)
         x = batch.x.unsqueeze(1)  # contiguous, which for one channel is also channels-last
         return (x, tuple(batch.targets)) if len(batch.targets) > 1 else (x, batch.targets[0])

@@ -134,11 +134,7 @@ def main(argv=None):
         schedule = replace_schedule(base, teacher_epochs=args.teacher_epochs,
                                     student_epochs=args.student_epochs,
                                     teacher_hidden=args.teacher_hidden, n_teachers=args.n_teachers,
-                                    # the demo's online outputs are its pretrained teacher's:
-                                    # DwsCNN teachers learn from cached ones unless told otherwise
-                                    teacher_outputs=args.teacher_outputs or (
-                                        "cached" if args.teacher == "dwscnn" else None),
-                                    subset=args.subset,
+                                    teacher_outputs=args.teacher_outputs, subset=args.subset,
                                     teacher=args.teacher, pretrained_model=args.pretrained_model,
                                     pretrained_epochs=args.pretrained_epochs,
                                     pretrained_fine_tune=args.pretrained_fine_tune)

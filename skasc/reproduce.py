@@ -614,5 +614,12 @@ def _plots(out, y_true, y_pred, classes, reports, teacher="Teacher ensemble"):
 
 
 def replace_schedule(schedule, **changes):
-    """A copy of ``schedule`` with some fields changed (for the CLI's options)."""
-    return replace(schedule, **{k: v for k, v in changes.items() if v is not None})
+    """A copy of ``schedule`` with some fields changed (for the CLI's options;
+    None: unchanged).  Switching to ``teacher="dwscnn"`` without naming
+    ``teacher_outputs`` gives ``"cached"``: the demo's online outputs are
+    meant for its pretrained teacher, and DwsCNN teachers taught worse online
+    (see :data:`DEMO`)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if changes.get("teacher") == "dwscnn" and schedule.teacher != "dwscnn":
+        changes.setdefault("teacher_outputs", "cached")
+    return replace(schedule, **changes)

@@ -64,6 +64,8 @@ def test_default_run_trains_the_papers_student_and_says_what_is_scaled_down():
                                   "(paper: 4 DwsCNNs of hidden=256 trained 200 epochs); "
                                   "student_epochs 5 (paper: 600)")
     dwscnn = replace_schedule(DEMO, teacher="dwscnn")
+    assert dwscnn.teacher_outputs == "cached"  # DwsCNN teachers: cached unless named
+    assert replace_schedule(DEMO, teacher="dwscnn", teacher_outputs="online").teacher_outputs == "online"
     assert _scaled_down(dwscnn) == ("n_teachers 2 (paper: 4); teacher_hidden 20 (paper: 256); "
                                     "teacher_epochs 10 (paper: 200); student_epochs 5 (paper: 600)")
     assert _scaled_down(PAPER) == ""
