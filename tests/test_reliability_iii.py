@@ -147,6 +147,25 @@ def test_reproduce_binds_stored_models_to_the_data_they_train_on(own_replica, tm
     assert replaced[0] == full[0] and replaced[1] != full[1]
 
 
+def test_pretrained_teachers_fine_tuned_differently_are_stored_apart(own_replica, tmp_path, monkeypatch):
+    """--pretrained-fine-tune head and all train different teachers: neither is
+    loaded for the other from the same out_dir."""
+    seen = []
+
+    def first_model(path, make, features, y, verbose, label, fingerprint, **fit_params):
+        seen.append((path.name, fingerprint))
+        raise _Stop
+
+    monkeypatch.setattr(rep, "_train_or_load", first_model)
+    for fine_tune in ("head", "all", "head"):
+        schedule = rep.replace_schedule(rep.DEMO, pretrained_fine_tune=fine_tune, logmel=SMALL)
+        with pytest.raises(_Stop):
+            rep.reproduce(own_replica, tmp_path / "out", schedule=schedule, verbose=0)
+    head, full, head_again = seen
+    assert head[0].startswith("teacher-mn04_as-") and head == head_again
+    assert head[0] != full[0] and head[1] != full[1]
+
+
 def test_device_copies_checkpoints_are_keyed_on_their_own_clips(toy, tmp_path, trained_epochs):
     X, y, devices = toy
     model = DeviceSpecificClassifier(_net(checkpoint_dir=tmp_path), fine_tune={"max_epochs": 1})
