@@ -211,6 +211,23 @@ def test_online_audio_teacher_hears_the_mixup_mixture(audio, student_features, p
     np.testing.assert_allclose(target.numpy(), lam * onehot + (1 - lam) * onehot[perm], atol=1e-6)
 
 
+class _ReversedAudio(_Reversed):
+    """An audio teacher whose columns come in reverse label order."""
+
+    _input_kind = "audio"
+
+
+def test_mixture_targets_are_matched_by_label(student_features, pretrained):
+    fs, _ = student_features
+    starts = draw_starts(fs, np.arange(8), np.random.default_rng(3))
+    mix = (0.3, np.random.default_rng(4).permutation(8))
+    direct = OnDemandTeacherOutputs(pretrained, fs, LABELS).at(starts, mix=mix)
+    reversed_ = OnDemandTeacherOutputs(_ReversedAudio(pretrained), fs, LABELS)
+    assert reversed_.hears_mixture
+    np.testing.assert_allclose(reversed_.at(starts, mix=mix).softmax(1).numpy(), direct.softmax(1).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_checkpoints_of_an_online_audio_teacher_are_bound_to_the_mixtures(pretrained):
     marker = b"online audio teacher: hears mixup mixtures"
     parts = {}
