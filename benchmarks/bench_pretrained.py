@@ -217,7 +217,8 @@ def benchmark(args, work):
           f"{args.scratch_members} x hidden={args.scratch_hidden}")
     splits = list(StratifiedGroupKFold(args.folds, shuffle=True, random_state=args.split_seed)
                   .split(X, y, groups))[:args.max_folds or None]
-    jobs = [(f, seed) for f in range(len(splits)) for seed in range(args.seeds)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(f, seed) for f in range(len(splits)) for seed in seeds]
     print(f"{len(jobs)} runs (folds x seeds), {args.n_jobs} at a time", flush=True)
 
     def one(f, seed):
@@ -291,6 +292,9 @@ def main(argv=None):
     ap.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
     ap.add_argument("--split-seed", type=int, default=0, help="shuffle of StratifiedGroupKFold")
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds run: first-seed ... first-seed + seeds - 1 (to add seeds to an "
+                         "earlier run's table; the folds do not depend on it)")
     ap.add_argument("--features", choices=["small", "paper"], default="paper")
     ap.add_argument("--teacher-epochs", type=int, default=10,
                     help="epochs of the pretrained teachers (kitchen fold 0: 10 epochs, lr 1e-3, "

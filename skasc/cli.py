@@ -100,6 +100,10 @@ def _parser():
                           "(cached: the default for DwsCNN teachers) or from the teachers run on every "
                           "batch (online: the demo's pretrained teacher, which then hears the mixup "
                           "mixtures)")
+    rep.add_argument("--teacher-step", type=positive,
+                     help="with cached teacher outputs: compute them at every Nth crop position (frames; "
+                          "default: 1, every position, the paper's; the demo's DwsCNN teachers: 10); "
+                          "a larger step makes that pass N times shorter on a large data set")
     rep.add_argument("--compile", action="store_true",
                      help="train the students with torch.compile whatever the run's length (about a "
                           "minute to compile; faster epochs after); by default it is decided from the "
@@ -137,7 +141,8 @@ def main(argv=None):
                                     teacher_outputs=args.teacher_outputs, subset=args.subset,
                                     teacher=args.teacher, pretrained_model=args.pretrained_model,
                                     pretrained_epochs=args.pretrained_epochs,
-                                    pretrained_fine_tune=args.pretrained_fine_tune)
+                                    pretrained_fine_tune=args.pretrained_fine_tune,
+                                    teacher_step=args.teacher_step)
         _check_before_work(rep, args, schedule)
         verbose = 0 if args.quiet else (2 if args.verbose else 1)
         try:
@@ -186,6 +191,9 @@ def _check_before_work(rep, args, schedule):
                       "leave --ir-dir out")
         checks.append(("--ir-dir", lambda: check_inputs(None, args.out_dir, dcase2024=True,
                                                          ir_dir=args.ir_dir)))
+    if args.teacher_step is not None and schedule.teacher_outputs != "cached":
+        rep.error("argument --teacher-step: only used with cached teacher outputs (the teacher here "
+                  "runs on every batch: --teacher-outputs online)")
     if schedule.teacher != "pretrained":
         for flag in ("pretrained_model", "pretrained_epochs", "pretrained_fine_tune"):
             if getattr(args, flag) is not None:

@@ -85,6 +85,22 @@ def test_cli_passes_teacher_outputs_and_compile(monkeypatch, tmp_path):
         ("online", True), ("online", "auto"), ("cached", "auto"), ("cached", "auto")]
 
 
+def test_cli_teacher_step_reaches_the_schedule_and_is_refused_with_online_outputs(monkeypatch, tmp_path, capsys):
+    from skasc.reproduce import DEMO
+
+    calls = []
+    monkeypatch.setattr(cli, "reproduce", lambda *a, **k: calls.append(k))
+    cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--schedule", "paper", "--teacher-step", "10"])
+    cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--teacher", "dwscnn"])
+    assert [c["schedule"].teacher_step for c in calls] == [10, DEMO.teacher_step]
+    # the demo's teacher runs on every batch: a step would change nothing, so it is refused
+    monkeypatch.setattr(cli, "reproduce", lambda *a, **k: pytest.fail("reproduce must not run"))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--teacher-step", "10"])
+    assert exc.value.code == 2
+    assert "--teacher-step: only used with cached teacher outputs" in capsys.readouterr().err
+
+
 def test_subset_and_the_dcase2024_recipe(tau22_root, tmp_path):
     from skasc.datasets import load_tau22
 
