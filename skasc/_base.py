@@ -37,6 +37,7 @@ from ._featureset import as_tensor_windows
 from ._files import write_atomically
 from ._predict import SceneClassifierMixin, unflatten_rows
 from ._allocator import reuse_freed_memory
+from ._collapse import CollapseGuard, raise_if_collapsed
 from ._training import (
     BatchDrawer,
     EpochCheckpoint,
@@ -301,6 +302,8 @@ class NetworkClassifier(SceneClassifierMixin, ClassifierMixin, BaseEstimator):
                 with reuse_freed_memory(enabled=check_device(self.device).type == "cpu"):
                     self._before_training(features, checkpoint)
                     self.net_.partial_fit(rows, y_enc, epochs=self.max_epochs - done)
+            # also a run too short for the guard to stop, or a resumed one
+            raise_if_collapsed(self.net_)
         self.net_.iterator_train__collate_fn.release()
         # the network itself, not a torch.compile wrapper (which neither
         # pickles nor runs skasc's inference paths)
@@ -385,7 +388,8 @@ class NetworkClassifier(SceneClassifierMixin, ClassifierMixin, BaseEstimator):
     def _build_net(self, features, n_classes, seed, distillation, checkpoint=None):
         drawer = BatchDrawer(features, n_classes, self.mixup_alpha, seed, device=self.device)
         generator = torch.Generator()
-        callbacks = [("epoch_seed", EpochSeed(drawer, generator))]
+        callbacks = [("epoch_seed", EpochSeed(drawer, generator)),
+                     ("collapse_guard", CollapseGuard())]
         if self.lr_schedule == "cosine":
             callbacks.append(("cosine_lr", cosine_lr(self.max_epochs)))
         if self.verbose >= 2:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import sys
 from pathlib import Path
 
 from ._training import check_device
 from ._weights import CHECKPOINTS, resolve_weights
+from .exceptions import TrainingCollapsedError
 from .reproduce import DEMO, PAPER, check_inputs, replace_schedule, reproduce
 
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)
@@ -39,6 +41,16 @@ def _n_jobs(text):
     value = _integer(text)
     if value == 0:
         raise argparse.ArgumentTypeError("0 workers cannot run anything; use 1, 2, ... or -1 for all CPUs")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
@@ -80,6 +92,9 @@ def _parser():
                      help="torch device, e.g. cuda (default: %(default)s)")
     rep.add_argument("--teacher-epochs", type=positive)
     rep.add_argument("--student-epochs", type=positive)
+    rep.add_argument("--lr", type=_positive_float,
+                     help="Adam's initial learning rate for the DwsCNN teachers and the students "
+                          "(default: 0.01, the paper's)")
     rep.add_argument("--teacher-hidden", type=positive)
     rep.add_argument("--n-teachers", type=positive)
     rep.add_argument("--teacher", choices=["dwscnn", "pretrained"],
@@ -142,7 +157,7 @@ def main(argv=None):
                                     teacher=args.teacher, pretrained_model=args.pretrained_model,
                                     pretrained_epochs=args.pretrained_epochs,
                                     pretrained_fine_tune=args.pretrained_fine_tune,
-                                    teacher_step=args.teacher_step)
+                                    teacher_step=args.teacher_step, lr=args.lr)
         _check_before_work(rep, args, schedule)
         verbose = 0 if args.quiet else (2 if args.verbose else 1)
         try:
@@ -155,6 +170,12 @@ def main(argv=None):
             print("\nskasc: interrupted; rerun the same command to resume from the last finished epoch",
                   file=sys.stderr, flush=True)
             return INTERRUPTED
+        except (TrainingCollapsedError, FloatingPointError) as exc:
+            # training failed as a whole (finished epochs stay checkpointed):
+            # the message says where and what to change
+            print(f"skasc: {exc} (on the command line: --lr sets it for the DwsCNN teachers and the "
+                  "students)", file=sys.stderr, flush=True)
+            return 1
         except FileExistsError as exc:
             if "overwrite" not in str(exc):
                 raise

@@ -24,10 +24,11 @@ trained or written.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 
 import joblib
@@ -93,6 +94,9 @@ class Schedule:
             value = getattr(self, name)
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Schedule.{name} must be an integer >= 1, got {value!r}")
+        if not (isinstance(self.lr, Real) and not isinstance(self.lr, bool)
+                and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"Schedule.lr must be a finite number > 0, got {self.lr!r}")
         if self.subset not in FRACTIONS:
             raise ValueError(f"Schedule.subset must be one of {FRACTIONS}, got {self.subset!r}")
         if self.teacher_outputs not in ("cached", "online"):

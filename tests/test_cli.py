@@ -251,6 +251,10 @@ def test_cli_pretrained_options_are_checked_before_any_work(tmp_path, capsys, mo
     (["--seed", "-1"], "--seed"),
     (["--teacher-epochs", "two"], "--teacher-epochs"),
     (["--data-root", "/nonexistent/tau22"], "--data-root"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--lr", "inf"], "--lr"),
+    (["--lr", "fast"], "--lr"),
 ])
 def test_cli_usage_errors_name_the_flag_and_create_nothing(flags, flag, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli, "reproduce", lambda *a, **k: pytest.fail("reproduce must not start"))
@@ -350,3 +354,33 @@ def test_reproduce_with_the_features_on_disk(tiny_tau22, tmp_path, capsys):
     assert not (out / "feature-cache").exists()
     results = json.loads((out / "results.json").read_text())
     assert [row["model"] for row in results["table2"]][-1] == "Student (KD)"
+
+
+def test_cli_lr_reaches_the_schedule(monkeypatch, tmp_path):
+    from skasc.reproduce import PAPER
+
+    calls = []
+    monkeypatch.setattr(cli, "reproduce", lambda *a, **k: calls.append(k))
+    cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--schedule", "paper", "--lr", "0.005"])
+    cli.main(["reproduce", "--out-dir", str(tmp_path / "o"), "--schedule", "paper"])
+    assert [c["schedule"].lr for c in calls] == [0.005, PAPER.lr]
+
+
+def test_training_that_fails_ends_the_command_with_one_line_naming_lr(tiny_tau22, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["reproduce", "--data-root", str(tiny_tau22), "--schedule", "demo", "--out-dir", str(out),
+            "--teacher", "dwscnn", "--teacher-hidden", "2", "--n-teachers", "1", "--teacher-epochs", "2",
+            "--student-epochs", "1", "--lr", "1e30", "-q"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("skasc: training loss became non-finite"), err
+    assert err[0].endswith("(on the command line: --lr sets it for the DwsCNN teachers and the students)")
+    assert not list((out / "models").glob("*.joblib"))  # no model saved as trained
+
+
+@pytest.mark.parametrize("lr", [0, -0.1, float("nan"), float("inf"), "0.01", True])
+def test_schedule_refuses_an_lr_that_is_not_a_positive_number(lr):
+    from skasc.reproduce import PAPER, replace_schedule
+
+    with pytest.raises(ValueError, match=r"Schedule\.lr must be a finite number > 0"):
+        replace_schedule(PAPER, lr=lr)

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EarlyStopping
 
 from skasc import DistilledStudent, DwsCNNClassifier, EnsembleTeacher
+from skasc.exceptions import TrainingCollapsedError
 
 from _ctrl_c import CtrlCAt
 
@@ -180,6 +181,55 @@ def test_diverging_training_stops_naming_epoch_and_batch():
         clf.fit(X, y)
     with pytest.raises(NotFittedError):
         check_is_fitted(clf)
+
+
+def _dead_head(X, y, **kw):
+    """A fitted network whose fc1 units are all negative for every input: the
+    state the paper's student reached at lr 0.01 on the full-size replica."""
+    clf = _net(warm_start=True, **kw).fit(X, y)
+    with torch.no_grad():
+        clf.module_.fc1.bias.fill_(-1e4)
+    assert np.ptp(clf.predict_logits(X), axis=0).max() == 0  # one output for every clip
+    return clf
+
+
+def test_healthy_training_records_that_outputs_depend_on_the_input():
+    X, y = _toy(n=64)
+    clf = _net().fit(X, y)
+    flags = [b["outputs_constant"] for epoch in clf.net_.history for b in epoch["batches"]]
+    assert flags == [False] * 12  # 3 epochs x 4 batches of 16 distinct clips
+
+
+def test_collapsed_training_stops_after_twenty_batches_naming_where_it_began(tmp_path, trained_epochs):
+    X, y = _toy(n=320)  # 20 batches of 16 per epoch
+    clf = _dead_head(X, y, max_epochs=3)
+    clf.set_params(checkpoint_dir=tmp_path)
+    trained_epochs.clear()
+    with pytest.raises(TrainingCollapsedError,
+                       match=r"^training collapsed in epoch 1, batch 1: .* 20 training batches in a row"
+                             r".*lower lr \(it was 0\.01\)$"):
+        clf.fit(X, y)
+    assert trained_epochs == [1]  # stopped within the first of three epochs
+    assert _checkpoints(tmp_path) == []  # which is not recorded as finished
+    with pytest.raises(NotFittedError):
+        check_is_fitted(clf)
+
+
+def test_collapse_in_a_run_shorter_than_the_patience_is_caught_at_the_end_and_on_resume(tmp_path):
+    X, y = _toy(n=64)  # 4 batches per epoch: 8 in the run, fewer than 20
+    clf = _dead_head(X, y, max_epochs=2)
+    clf.set_params(checkpoint_dir=tmp_path)
+    with pytest.raises(TrainingCollapsedError, match=r"epoch 1, batch 1: .* 8 training batches in a row"):
+        clf.fit(X, y)
+    # its checkpoint says finished, but a rerun resuming it gets no model either
+    (checkpoint,) = _checkpoints(tmp_path)
+    assert torch.load(checkpoint, weights_only=True)["finished"]
+    again = _dead_head(X, y, max_epochs=2)
+    again.set_params(checkpoint_dir=tmp_path)
+    with pytest.raises(TrainingCollapsedError, match=r"8 training batches in a row"):
+        again.fit(X, y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(again)
 
 
 def test_features_whose_band_statistics_overflow_are_refused():
