@@ -50,19 +50,27 @@ class CollapseGuard(Callback):
         if not training:
             return
         X = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if not (torch.is_tensor(X) and torch.is_tensor(y_pred)) or len(y_pred) < 2:
-            flag = None
-        else:
+        flag = None
+        if torch.is_tensor(X) and torch.is_tensor(y_pred) and len(y_pred) >= 2:
             y = y_pred.detach().float()
             spread = (y.max(0).values - y.min(0).values).max()
-            tolerance = 1e-6 * (1.0 + y.abs().max())
-            differ = (X.detach() != X.detach()[:1]).any()
-            # one synchronisation for both answers
-            constant, distinct = torch.stack([spread <= tolerance, differ]).tolist()
-            flag = bool(constant) if distinct else None
+            if bool(spread <= 1e-6 * (1.0 + y.abs().max())):
+                # only then compare the clips (a full pass over the batch)
+                flag = True if bool((X.detach() != X.detach()[:1]).any()) else None
+            else:
+                flag = False
         net.history.record_batch("outputs_constant", flag)
         if flag:
             raise_if_collapsed(net, self.patience, minimum=self.patience)
+
+
+def _flags_backwards(history):
+    """``(flag, (epoch, batch))`` of the training batches that could tell, last first."""
+    for epoch in reversed(history):
+        for i in range(len(epoch["batches"]) - 1, -1, -1):
+            flag = epoch["batches"][i].get("outputs_constant")
+            if flag is not None:
+                yield flag, (epoch["epoch"], i + 1)
 
 
 def raise_if_collapsed(net, patience=COLLAPSE_PATIENCE, minimum=1):
@@ -74,20 +82,15 @@ def raise_if_collapsed(net, patience=COLLAPSE_PATIENCE, minimum=1):
     least ``minimum``.  Histories without the record (older checkpoints)
     pass.
     """
-    run, total, first = 0, 0, None
-    for epoch in reversed(net.history):
-        for i in range(len(epoch["batches"]) - 1, -1, -1):
-            flag = epoch["batches"][i].get("outputs_constant")
-            if flag is None:
-                continue
-            total += 1
-            if not flag or run >= patience:
-                break
-            run, first = run + 1, (epoch["epoch"], i + 1)
-        else:
-            continue
-        break
-    if run and run >= max(minimum, min(patience, total)):
+    run, first, whole = 0, None, True  # whole: no batch of the run varied
+    for flag, where in _flags_backwards(net.history):
+        if not flag:
+            whole = False
+            break
+        run, first = run + 1, where
+        if run == patience:
+            break
+    if run >= patience or (whole and run and run >= minimum):
         raise TrainingCollapsedError(
             f"training collapsed in epoch {first[0]}, batch {first[1]}: from there on the network "
             f"gave the same outputs for every clip of {run} training batches in a row (typically "
